@@ -1,0 +1,48 @@
+/* The algorithm table: every computation the nodes do goes through here,
+ * on libcrypto's default provider fetched explicitly (never the gmpool
+ * provider, which would recurse).  Later issues add rows (AES, SHA-2, SM2,
+ * SM4-GCM) without touching the callers. */
+#ifndef GMPD_ENGINE_H
+#define GMPD_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "node.h"
+
+typedef enum gmpd_alg_kind { GMPD_KIND_DIGEST, GMPD_KIND_CIPHER } gmpd_alg_kind;
+
+typedef struct gmpd_alg_info {
+    uint16_t alg;            /* gmp_alg */
+    const char *name;        /* libcrypto name */
+    gmpd_alg_kind kind;
+    gmpd_svc svc;
+    uint8_t key_len;         /* cipher key bytes */
+    uint8_t iv_len;          /* cipher IV bytes (0 = none) */
+    uint8_t block;           /* data must be a multiple (no padding) */
+    uint8_t out_len;         /* digest length */
+    bool can_pad;            /* PKCS#7 padding allowed (ECB/CBC) */
+} gmpd_alg_info;
+
+typedef struct gmpd_engine_ctx gmpd_engine_ctx;
+
+int gmpd_engine_init(void);   /* fetches every algorithm once */
+void gmpd_engine_cleanup(void);
+const gmpd_alg_info *gmpd_engine_find(uint16_t alg);
+
+/* Creates a context; returns NULL with *status set (ALG/KEY/IV/...). */
+gmpd_engine_ctx *gmpd_engine_new(uint16_t alg, unsigned task_flags,
+                                 const uint8_t *key, size_t key_len,
+                                 const uint8_t *iv, size_t iv_len,
+                                 int *status);
+/* out must hold in_len + 16 bytes. */
+int gmpd_engine_update(gmpd_engine_ctx *c, const uint8_t *in, size_t in_len,
+                       uint8_t *out, size_t *out_len);
+/* out must hold 64 bytes. */
+int gmpd_engine_final(gmpd_engine_ctx *c, uint8_t *out, size_t *out_len);
+void gmpd_engine_free(gmpd_engine_ctx *c);
+/* Measures MB/s of one service type over ~20 ms of real work. */
+double gmpd_engine_measure(gmpd_svc svc);
+
+#endif

@@ -1,0 +1,184 @@
+/* gmpoold internals shared by net.c, session.c, sched.c, admin.c, main.c.
+ *
+ * Threads (R17): the main thread runs the acceptor loop (listeners, admin
+ * socket, signals); io threads each run a libuv loop owning a set of
+ * connections (read, reassemble frames, enqueue, write replies); worker
+ * threads are the local compute nodes.  The scheduler core (queue.c,
+ * node.c) is guarded by one mutex in sched.c. */
+#ifndef GMPD_H
+#define GMPD_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "config.h"
+#include "engine.h"
+#include "load.h"
+#include "node.h"
+#include "proto.h"
+#include "queue.h"
+#include "store.h"
+
+/* ---- log.c ---- */
+void gmpd_log_set_level(int level);
+void gmpd_log(int level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+#define GMPD_ERR 0
+#define GMPD_WARN 1
+#define GMPD_INFO 2
+#define GMPD_DEBUG 3
+
+typedef struct gmpd_io gmpd_io;
+typedef struct gmpd_conn gmpd_conn;
+typedef struct gmpd_session gmpd_session;
+typedef struct gmpd_task gmpd_task;
+typedef struct gmpd_shard gmpd_shard;
+
+/* One unit of work: a data shard or the final step of a task. */
+struct gmpd_shard {
+    gmpd_job job;            /* job.owner = task; must stay first */
+    gmpd_shard *next;        /* reorder buffer / up-queue link */
+    gmpd_task *task;
+    gmpd_conn *conn;         /* reply goes here (holds a reference) */
+    uint32_t seq;
+    bool final;
+    int status;              /* result status */
+    uint32_t len;            /* input bytes */
+    uint32_t out_len;        /* output bytes (in data, in place) */
+    uint32_t cap;
+    uint8_t data[];          /* cap bytes: input, then output in place */
+};
+
+typedef enum task_state { TASK_OPEN, TASK_DONE, TASK_FAILED } task_state;
+
+struct gmpd_task {
+    pthread_mutex_t mu;
+    atomic_int refs;
+    gmpd_session *sess;
+    uint64_t id;
+    uint16_t alg;
+    uint8_t priority;
+    uint8_t flags;
+    gmpd_svc svc;
+    uint32_t node;           /* node the task is bound to */
+    uint64_t placed_len;     /* bytes accounted on the node */
+    gmpd_engine_ctx *ctx;    /* chaining state, used by one worker only */
+    task_state state;
+    int status;
+    uint32_t next_seq;       /* next sequence to release to the queue */
+    gmpd_shard *pending;     /* out-of-order shards, sorted by seq */
+    uint32_t n_pending;
+    bool final_seen;
+};
+
+struct gmpd_session {
+    pthread_mutex_t mu;
+    atomic_int refs;
+    uint64_t id;
+    gmpd_tenant tenant;
+    int conns;               /* live connections */
+    /* open tasks: small open-addressed table keyed by task id */
+    gmpd_task **tasks;
+    uint32_t tasks_cap;
+    uint32_t n_tasks;
+    _Atomic uint64_t buffered; /* shard bytes held for this session */
+    /* anti-replay window over task freshness values */
+    uint64_t fresh_top;
+    uint64_t fresh_bits[16]; /* 1024 values below fresh_top */
+    gmpd_session *next;      /* registry link */
+};
+
+/* Connection owned by one io thread. */
+struct gmpd_conn {
+    uv_stream_t *stream;     /* uv_tcp_t or uv_pipe_t, allocated */
+    gmpd_io *io;
+    atomic_int refs;
+    bool closing;
+    bool authed;
+    bool is_admin;
+    uint8_t snonce[GMPC_NONCE_LEN];
+    gmpd_session *sess;
+    uint8_t *in;             /* reassembly buffer */
+    size_t in_len, in_cap;
+    uv_timer_t auth_timer;
+    int handles;             /* libuv handles not yet closed */
+    gmpd_conn *prev, *next;  /* the io thread's list */
+    char peer[64];
+};
+
+typedef struct gmpd_daemon {
+    gmpd_config cfg;
+    gmpd_store *store;
+    gmpd_load *load;
+    char host[64];
+    atomic_bool shutting_down;
+    uv_loop_t *main_loop;
+    gmpd_io **io;
+    int n_io;
+    atomic_uint next_io;
+} gmpd_daemon;
+
+extern gmpd_daemon *gmpd;
+
+/* ---- net.c ---- */
+int gmpd_net_start(void);                /* io threads */
+int gmpd_net_listen(uv_loop_t *loop);    /* listeners on the main loop */
+void gmpd_net_stop_listening(void);
+void gmpd_net_close_all(void);           /* tell io threads to close conns */
+void gmpd_net_join(void);
+/* Called from workers: queue a finished shard for its connection's io
+ * thread to answer. */
+void gmpd_net_post_result(gmpd_shard *s);
+void gmpd_conn_unref(gmpd_conn *c);
+size_t gmpd_net_conn_count(void);
+
+/* ---- session.c ---- */
+gmpd_session *gmpd_session_new(const gmpd_tenant *t);
+gmpd_session *gmpd_session_find(uint64_t id, const char *tenant);
+void gmpd_session_conn_gone(gmpd_session *s);
+void gmpd_session_unref(gmpd_session *s);
+/* Anti-replay; returns GMP_OK and records the value, or GMP_ERR_REPLAY. */
+int gmpd_session_fresh(gmpd_session *s, uint64_t fresh);
+int gmpd_task_open(gmpd_session *s, const gmpc_hdr *h, const gmpc_open *o,
+                   gmpd_task **out);
+gmpd_task *gmpd_task_get(gmpd_session *s, uint64_t id);  /* +1 ref */
+void gmpd_task_unref(gmpd_task *t);
+/* Hand a shard (seq order may be arbitrary) to the task; releases every
+ * shard now in sequence to the scheduler.  Takes ownership of s. */
+int gmpd_task_add_shard(gmpd_task *t, gmpd_shard *s);
+void gmpd_task_abort(gmpd_task *t, int status);
+/* The final result was answered: unlink the task from its session. */
+void gmpd_task_finish(gmpd_task *t);
+uint32_t gmpd_session_window(void);
+gmpd_shard *gmpd_shard_new(gmpd_task *t, gmpd_conn *c, const gmpc_hdr *h,
+                           const uint8_t *payload);
+void gmpd_shard_free(gmpd_shard *s);
+
+/* ---- sched.c ---- */
+int gmpd_sched_start(int n_nodes);
+void gmpd_sched_stop(void);
+void gmpd_sched_submit(gmpd_shard *s);
+/* Place a new task on a node; returns node id or 0. */
+uint32_t gmpd_sched_place(uint32_t vcm, gmpd_svc svc, uint64_t len);
+void gmpd_sched_task_end(gmpd_task *t);
+/* Remove queued jobs of a task (abort); returns how many. */
+size_t gmpd_sched_cancel(gmpd_task *t);
+bool gmpd_sched_idle(void);
+uint32_t gmpd_sched_active_tasks(void);
+int gmpd_sched_nodes(void);
+/* admin */
+int gmpd_sched_assign(uint32_t node, uint32_t vcm);
+int gmpd_sched_set_threshold(uint32_t vcm, unsigned level, uint32_t count,
+                             uint32_t wait_ms);
+void gmpd_sched_status(char *out, size_t cap);  /* text table */
+void gmpd_sched_publish_load(void);
+
+/* ---- admin.c ---- */
+/* Runs one admin command (argv) and writes the text reply. */
+int gmpd_admin_run(int argc, char **argv, char *out, size_t cap);
+
+#endif

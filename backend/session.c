@@ -1,0 +1,436 @@
+/* Sessions (one per client pool of connections, R15) and their tasks:
+ * open, shard reordering by sequence, release in order to the scheduler,
+ * abort.  Lock order: session->mu, then task->mu, then the scheduler's. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "gmpd.h"
+#include "gmpool.h"
+#include "util.h"
+
+/* How far ahead of the next expected sequence a shard may arrive. */
+#define REORDER_SPAN 4096u
+
+static pthread_mutex_t g_reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static gmpd_session *g_sessions;
+
+gmpd_session *gmpd_session_new(const gmpd_tenant *t)
+{
+    gmpd_session *s = calloc(1, sizeof *s);
+    uint32_t cap = gmpd->cfg.max_tasks;
+    if (!s || !(s->tasks = calloc(cap, sizeof *s->tasks))) {
+        free(s);
+        return NULL;
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    atomic_init(&s->refs, 1);
+    s->tasks_cap = cap;
+    s->tenant = *t;
+    s->conns = 1;
+    do
+        gmpc_random(&s->id, sizeof s->id);
+    while (s->id == 0);
+    pthread_mutex_lock(&g_reg_mu);
+    s->next = g_sessions;
+    g_sessions = s;
+    pthread_mutex_unlock(&g_reg_mu);
+    return s;
+}
+
+gmpd_session *gmpd_session_find(uint64_t id, const char *tenant)
+{
+    pthread_mutex_lock(&g_reg_mu);
+    gmpd_session *s = g_sessions;
+    while (s && !(s->id == id && strcmp(s->tenant.name, tenant) == 0))
+        s = s->next;
+    if (s) {
+        pthread_mutex_lock(&s->mu);
+        if (s->conns > 0) {
+            s->conns++;
+            atomic_fetch_add(&s->refs, 1);
+        } else {
+            s = NULL; /* being torn down */
+        }
+        if (s)
+            pthread_mutex_unlock(&s->mu);
+    }
+    pthread_mutex_unlock(&g_reg_mu);
+    return s;
+}
+
+static void registry_remove(gmpd_session *s)
+{
+    pthread_mutex_lock(&g_reg_mu);
+    for (gmpd_session **pp = &g_sessions; *pp; pp = &(*pp)->next)
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    pthread_mutex_unlock(&g_reg_mu);
+}
+
+/* The last connection of a session is gone: its tasks can never be
+ * answered, so they are dropped with their queued shards (R17: socket
+ * close frees the task's shards). */
+void gmpd_session_conn_gone(gmpd_session *s)
+{
+    pthread_mutex_lock(&s->mu);
+    bool last = --s->conns == 0;
+    pthread_mutex_unlock(&s->mu);
+    if (!last) {
+        gmpd_session_unref(s);
+        return;
+    }
+    registry_remove(s);
+    for (;;) {
+        gmpd_task *t = NULL;
+        pthread_mutex_lock(&s->mu);
+        for (uint32_t i = 0; i < s->tasks_cap && !t; i++)
+            if (s->tasks[i]) {
+                t = s->tasks[i];
+                atomic_fetch_add(&t->refs, 1);
+            }
+        pthread_mutex_unlock(&s->mu);
+        if (!t)
+            break;
+        gmpd_task_abort(t, GMP_ERR_CONN);
+        gmpd_task_unref(t);
+    }
+    gmpd_key_purge_session(gmpd->store, s->id);
+    gmpd_session_unref(s);
+}
+
+void gmpd_session_unref(gmpd_session *s)
+{
+    if (atomic_fetch_sub(&s->refs, 1) != 1)
+        return;
+    OPENSSL_cleanse(s->tenant.secret, sizeof s->tenant.secret);
+    pthread_mutex_destroy(&s->mu);
+    free(s->tasks);
+    free(s);
+}
+
+static bool fresh_bit(gmpd_session *s, uint64_t diff, bool set)
+{
+    uint64_t *w = &s->fresh_bits[diff / 64], m = 1ull << (diff % 64);
+    bool was = *w & m;
+    if (set)
+        *w |= m;
+    return was;
+}
+
+/* Shift the window so that bit 0 stands for the new top value. */
+static void fresh_advance(gmpd_session *s, uint64_t by)
+{
+    const unsigned nbits = 64 * 16;
+    if (by >= nbits) {
+        memset(s->fresh_bits, 0, sizeof s->fresh_bits);
+        return;
+    }
+    for (int i = nbits - 1; i >= 0; i--) {
+        bool v = (uint64_t)i >= by && fresh_bit(s, (uint64_t)i - by, false);
+        uint64_t *w = &s->fresh_bits[i / 64], m = 1ull << (i % 64);
+        *w = v ? (*w | m) : (*w & ~m);
+    }
+}
+
+/* Anti-replay window in the style of IPsec: values may arrive out of order
+ * across the session's connections, but each is accepted once, and values
+ * more than 1024 below the highest seen are refused. */
+int gmpd_session_fresh(gmpd_session *s, uint64_t fresh)
+{
+    if (fresh == 0)
+        return GMP_ERR_REPLAY;
+    int rc = GMP_OK;
+    pthread_mutex_lock(&s->mu);
+    if (fresh > s->fresh_top) {
+        fresh_advance(s, fresh - s->fresh_top);
+        s->fresh_top = fresh;
+        fresh_bit(s, 0, true);
+    } else if (s->fresh_top - fresh >= 64 * 16 ||
+               fresh_bit(s, s->fresh_top - fresh, true)) {
+        rc = GMP_ERR_REPLAY;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static gmpd_task **task_slot(gmpd_session *s, uint64_t id)
+{
+    for (uint32_t i = 0; i < s->tasks_cap; i++)
+        if (s->tasks[i] && s->tasks[i]->id == id)
+            return &s->tasks[i];
+    return NULL;
+}
+
+static int task_key(gmpd_session *s, const gmpd_alg_info *ai,
+                    const gmpc_open *o, uint8_t *key, size_t *key_len)
+{
+    if (ai->kind == GMPD_KIND_DIGEST)
+        return (o->key_len || o->key_handle || o->iv_len) ? GMP_ERR_ARG
+                                                           : GMP_OK;
+    if (!o->key_handle) {
+        memcpy(key, o->key, o->key_len);
+        *key_len = o->key_len;
+        return GMP_OK;
+    }
+    if (o->key_len)
+        return GMP_ERR_ARG; /* a handle or a key, not both */
+    gmpd_key_attr a;
+    int rc = gmpd_key_get(gmpd->store, s->tenant.vcm, o->key_handle, &a, key,
+                          GMP_MAX_KEY_LEN, key_len);
+    if (rc == GMP_ERR_NOT_FOUND)
+        return GMP_ERR_KEY;
+    if (rc == GMP_OK && a.type != GMP_KEY_SM4 && a.type != GMP_KEY_GENERIC)
+        rc = GMP_ERR_KEY;
+    return rc;
+}
+
+static gmpd_task *task_new(gmpd_session *s, const gmpc_hdr *h,
+                           const gmpd_alg_info *ai, const gmpc_open *o,
+                           int *rc)
+{
+    uint8_t key[GMP_MAX_KEY_LEN];
+    size_t key_len = 0;
+    *rc = task_key(s, ai, o, key, &key_len);
+    if (*rc != GMP_OK)
+        return NULL;
+    gmpd_task *t = calloc(1, sizeof *t);
+    if (!t) {
+        *rc = GMP_ERR_NOMEM;
+        return NULL;
+    }
+    t->ctx = gmpd_engine_new(h->alg, h->flags, key, key_len, o->iv,
+                             o->iv_len, rc);
+    OPENSSL_cleanse(key, sizeof key);
+    if (!t->ctx) {
+        free(t);
+        return NULL;
+    }
+    pthread_mutex_init(&t->mu, NULL);
+    atomic_init(&t->refs, 1);
+    t->sess = s;
+    atomic_fetch_add(&s->refs, 1);
+    t->id = h->task_id;
+    t->alg = h->alg;
+    t->flags = h->flags;
+    t->priority = h->priority;
+    t->svc = ai->svc;
+    return t;
+}
+
+int gmpd_task_open(gmpd_session *s, const gmpc_hdr *h, const gmpc_open *o,
+                   gmpd_task **out)
+{
+    *out = NULL;
+    if (atomic_load(&gmpd->shutting_down))
+        return GMP_ERR_SHUTDOWN;
+    const gmpd_alg_info *ai = gmpd_engine_find(h->alg);
+    if (!ai)
+        return GMP_ERR_ALG;
+    if (h->priority >= GMPD_PRIO_LEVELS || (h->flags & ~3u))
+        return GMP_ERR_ARG;
+    int rc = gmpd_session_fresh(s, h->fresh);
+    if (rc != GMP_OK)
+        return rc;
+    pthread_mutex_lock(&s->mu);
+    gmpd_task **slot = NULL;
+    if (task_slot(s, h->task_id))
+        rc = GMP_ERR_EXISTS;
+    else if (s->n_tasks >= s->tasks_cap)
+        rc = GMP_ERR_LIMIT;
+    for (uint32_t i = 0; rc == GMP_OK && i < s->tasks_cap && !slot; i++)
+        if (!s->tasks[i])
+            slot = &s->tasks[i];
+    gmpd_task *t = rc == GMP_OK ? task_new(s, h, ai, o, &rc) : NULL;
+    if (t) {
+        *slot = t;
+        s->n_tasks++;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (!t)
+        return rc;
+    t->placed_len = o->total_len ? o->total_len : GMP_SHARD_DEFAULT;
+    t->node = gmpd_sched_place(s->tenant.vcm, ai->svc, t->placed_len);
+    if (!t->node) {
+        gmpd_task_abort(t, GMP_ERR_INTERNAL);
+        return GMP_ERR_INTERNAL;
+    }
+    atomic_fetch_add(&t->refs, 1);
+    *out = t;
+    return GMP_OK;
+}
+
+gmpd_task *gmpd_task_get(gmpd_session *s, uint64_t id)
+{
+    pthread_mutex_lock(&s->mu);
+    gmpd_task **slot = task_slot(s, id);
+    gmpd_task *t = slot ? *slot : NULL;
+    if (t)
+        atomic_fetch_add(&t->refs, 1);
+    pthread_mutex_unlock(&s->mu);
+    return t;
+}
+
+void gmpd_task_unref(gmpd_task *t)
+{
+    if (atomic_fetch_sub(&t->refs, 1) != 1)
+        return;
+    gmpd_engine_free(t->ctx);
+    pthread_mutex_destroy(&t->mu);
+    gmpd_session_unref(t->sess);
+    free(t);
+}
+
+/* Unlink from the session's table (once); drops the table's reference. */
+static void task_detach(gmpd_task *t)
+{
+    gmpd_session *s = t->sess;
+    bool found = false;
+    pthread_mutex_lock(&s->mu);
+    gmpd_task **slot = task_slot(s, t->id);
+    if (slot && *slot == t) {
+        *slot = NULL;
+        s->n_tasks--;
+        found = true;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (found) {
+        if (t->node)
+            gmpd_sched_task_end(t);
+        gmpd_task_unref(t);
+    }
+}
+
+void gmpd_task_abort(gmpd_task *t, int status)
+{
+    pthread_mutex_lock(&t->mu);
+    if (t->state == TASK_OPEN) {
+        t->state = TASK_FAILED;
+        t->status = status;
+    }
+    gmpd_shard *p = t->pending;
+    t->pending = NULL;
+    t->n_pending = 0;
+    pthread_mutex_unlock(&t->mu);
+    while (p) {
+        gmpd_shard *n = p->next;
+        p->status = status;
+        gmpd_net_post_result(p);
+        p = n;
+    }
+    gmpd_sched_cancel(t);
+    task_detach(t);
+}
+
+void gmpd_task_finish(gmpd_task *t)
+{
+    task_detach(t);
+}
+
+static int shard_check(gmpd_task *t, const gmpd_shard *sh)
+{
+    if (t->state != TASK_OPEN)
+        return t->status ? t->status : GMP_ERR_STATE;
+    if (sh->seq < t->next_seq || sh->seq - t->next_seq >= REORDER_SPAN)
+        return GMP_ERR_SEQ;
+    if (sh->final && t->final_seen)
+        return GMP_ERR_SEQ;
+    for (gmpd_shard *p = t->pending; p; p = p->next)
+        if (p->seq == sh->seq || (p->final && sh->seq > p->seq) ||
+            (sh->final && p->seq > sh->seq))
+            return GMP_ERR_SEQ;
+    return GMP_OK;
+}
+
+static void pending_insert(gmpd_task *t, gmpd_shard *sh)
+{
+    gmpd_shard **pp = &t->pending;
+    while (*pp && (*pp)->seq < sh->seq)
+        pp = &(*pp)->next;
+    sh->next = *pp;
+    *pp = sh;
+    t->n_pending++;
+}
+
+/* Shards are released to the queue strictly in sequence order, under the
+ * task lock, so a serial mode's node sees them in order even when they
+ * arrived on different connections and io threads. */
+int gmpd_task_add_shard(gmpd_task *t, gmpd_shard *sh)
+{
+    pthread_mutex_lock(&t->mu);
+    int rc = shard_check(t, sh);
+    if (rc != GMP_OK) {
+        pthread_mutex_unlock(&t->mu);
+        return rc;
+    }
+    if (sh->final)
+        t->final_seen = true;
+    pending_insert(t, sh);
+    while (t->pending && t->pending->seq == t->next_seq) {
+        gmpd_shard *p = t->pending;
+        t->pending = p->next;
+        t->n_pending--;
+        t->next_seq++;
+        gmpd_sched_submit(p);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return GMP_OK;
+}
+
+/* R16: the server window p.  The node budget is shared among the tasks
+ * now open, so one large task cannot crowd out small ones, and a lone
+ * task gets the whole cap. */
+uint32_t gmpd_session_window(void)
+{
+    uint32_t cap = gmpd->cfg.window_max;
+    uint32_t budget = 8u * (uint32_t)gmpd_sched_nodes();
+    if (budget < cap)
+        budget = cap;
+    uint32_t active = gmpd_sched_active_tasks();
+    uint32_t p = budget / (active ? active : 1);
+    if (p > cap)
+        p = cap;
+    return p < 2 ? 2 : p;
+}
+
+gmpd_shard *gmpd_shard_new(gmpd_task *t, gmpd_conn *c, const gmpc_hdr *h,
+                           const uint8_t *payload)
+{
+    gmpd_session *s = t->sess;
+    /* room for the output after the input; padding adds one block */
+    uint32_t cap = 2 * h->len + 32;
+    uint64_t held = atomic_fetch_add(&s->buffered, (uint64_t)h->len);
+    if (held + h->len > gmpd->cfg.max_buffered) {
+        atomic_fetch_sub(&s->buffered, (uint64_t)h->len);
+        return NULL;
+    }
+    gmpd_shard *sh = calloc(1, sizeof *sh + cap);
+    if (!sh) {
+        atomic_fetch_sub(&s->buffered, (uint64_t)h->len);
+        return NULL;
+    }
+    sh->task = t;
+    atomic_fetch_add(&t->refs, 1);
+    sh->conn = c;
+    atomic_fetch_add(&c->refs, 1);
+    sh->seq = h->seq;
+    sh->final = h->type == GMPC_T_FINAL;
+    sh->len = h->len;
+    sh->cap = cap;
+    if (h->len)
+        memcpy(sh->data, payload, h->len);
+    return sh;
+}
+
+void gmpd_shard_free(gmpd_shard *sh)
+{
+    if (!sh)
+        return;
+    atomic_fetch_sub(&sh->task->sess->buffered, (uint64_t)sh->len);
+    gmpd_task_unref(sh->task);
+    gmpd_conn_unref(sh->conn);
+    free(sh);
+}

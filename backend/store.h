@@ -1,0 +1,65 @@
+/* Tenants and the per-VCM keystore, in SQLite under the data directory.
+ * Secrets and key values are wrapped by the master key (DIR/master.key,
+ * mode 0600, 32 random bytes created on first start).  Thread-safe: one
+ * mutex serialises the SQLite connection. */
+#ifndef GMPD_STORE_H
+#define GMPD_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GMPD_NAME_MAX 63
+#define GMPD_SECRET_LEN 32
+#define GMPD_KEY_MAX 64
+
+typedef struct gmpd_store gmpd_store;
+
+typedef struct gmpd_tenant {
+    uint32_t id;
+    char name[GMPD_NAME_MAX + 1];
+    uint8_t secret[GMPD_SECRET_LEN];
+    uint32_t vcm;                 /* the tenant's VCM (R1: tenant -> VCM) */
+    int64_t created;              /* unix seconds */
+} gmpd_tenant;
+
+typedef struct gmpd_key_attr {
+    uint32_t handle;
+    uint32_t vcm;
+    uint16_t type;                /* gmp_key_type */
+    uint32_t len;
+    uint32_t flags;               /* GMP_KEYF_* */
+    uint64_t session;             /* owning session for session objects */
+    char label[GMPD_NAME_MAX + 1];
+} gmpd_key_attr;
+
+/* Opens (creating) DIR/gmpool.db and DIR/master.key.  On failure returns
+ * a gmp_status and writes a message to err. */
+int gmpd_store_open(gmpd_store **out, const char *data_dir, char *err,
+                    size_t errlen);
+void gmpd_store_close(gmpd_store *s);
+
+/* Tenants.  name: 1..63 of [A-Za-z0-9._-].  add generates the secret and
+ * a new VCM id; returns GMP_ERR_EXISTS / GMP_ERR_ARG. */
+int gmpd_tenant_add(gmpd_store *s, const char *name, gmpd_tenant *out);
+int gmpd_tenant_get(gmpd_store *s, const char *name, gmpd_tenant *out);
+int gmpd_tenant_remove(gmpd_store *s, const char *name);
+/* cb returns non-zero to stop. */
+int gmpd_tenant_list(gmpd_store *s,
+                     int (*cb)(const gmpd_tenant *, void *), void *arg);
+int gmpd_tenant_count(gmpd_store *s);
+
+/* Keys, always addressed within one VCM: a handle of another VCM is
+ * GMP_ERR_NOT_FOUND.  Session objects (no GMP_KEYF_TOKEN) carry the
+ * owning session id and are dropped by gmpd_key_purge_session and at
+ * open (a restart ends every session). */
+int gmpd_key_put(gmpd_store *s, const gmpd_key_attr *attr,
+                 const uint8_t *value, size_t len, uint32_t *handle);
+int gmpd_key_get(gmpd_store *s, uint32_t vcm, uint32_t handle,
+                 gmpd_key_attr *attr, uint8_t *value, size_t cap,
+                 size_t *len);
+int gmpd_key_delete(gmpd_store *s, uint32_t vcm, uint32_t handle);
+int gmpd_key_list(gmpd_store *s, uint32_t vcm,
+                  int (*cb)(const gmpd_key_attr *, void *), void *arg);
+int gmpd_key_purge_session(gmpd_store *s, uint64_t session);
+
+#endif

@@ -1,0 +1,686 @@
+/* Public client API (include/gmpool.h): configuration, tasks as seen from
+ * application threads, one-shot helpers, random and keystore requests. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "task.h"
+
+struct gmp_client {
+    pthread_mutex_t mu;
+    csess_cfg cfg;
+    csess *s;
+    rt *rt;
+    uint64_t gen;
+    uint64_t fresh;            /* task freshness counter */
+};
+
+#define MAX_RANDOM_REQ 65536u
+
+/* ---- configuration ---- */
+
+static int load_creds(const gmp_options *o, gmpc_creds *cr, char *path,
+                      size_t cap, char *err, size_t errlen)
+{
+    const char *p = o && o->credentials ? o->credentials
+                                         : getenv("GMPOOL_CREDENTIALS");
+    char dir[4096];
+    if (p && *p) {
+        snprintf(path, cap, "%s", p);
+    } else {
+        if (gmpc_default_data_dir(dir, sizeof dir) != GMP_OK) {
+            snprintf(err, errlen, "no credentials: set GMPOOL_CREDENTIALS");
+            return GMP_ERR_CONFIG;
+        }
+        if (!gmpc_fmt(path, cap, "%s/credentials", dir)) {
+            snprintf(err, errlen, "data directory path too long");
+            return GMP_ERR_CONFIG;
+        }
+    }
+    return gmpc_creds_load(path, cr, err, errlen);
+}
+
+static int resolve_secret(const gmp_options *o, csess_cfg *cfg,
+                          gmpc_creds *cr, char *err, size_t errlen)
+{
+    char path[4096];
+    if (o && o->tenant && o->secret_hex) {
+        int n = gmpc_hex_decode(o->secret_hex, cfg->secret, sizeof cfg->secret);
+        if (n <= 0 || strlen(o->tenant) > GMPC_MAX_NAME) {
+            snprintf(err, errlen, "bad tenant name or secret in options");
+            return GMP_ERR_CONFIG;
+        }
+        snprintf(cfg->tenant, sizeof cfg->tenant, "%s", o->tenant);
+        cfg->secret_len = (size_t)n;
+        return GMP_OK;
+    }
+    int rc = load_creds(o, cr, path, sizeof path, err, errlen);
+    if (rc != GMP_OK)
+        return rc;
+    snprintf(cfg->tenant, sizeof cfg->tenant, "%s", cr->tenant);
+    memcpy(cfg->secret, cr->secret, cr->secret_len);
+    cfg->secret_len = cr->secret_len;
+    return GMP_OK;
+}
+
+static int resolve_server(const gmp_options *o, csess_cfg *cfg,
+                          const gmpc_creds *cr, char *err, size_t errlen)
+{
+    const char *srv = o && o->server ? o->server : getenv("GMPOOL_SERVER");
+    char dir[4096];
+    if ((!srv || !*srv) && cr->server[0])
+        srv = cr->server;
+    if (!srv || !*srv) {
+        if (gmpc_default_data_dir(dir, sizeof dir) != GMP_OK) {
+            snprintf(err, errlen, "no server: set GMPOOL_SERVER");
+            return GMP_ERR_CONFIG;
+        }
+        if (!gmpc_fmt(cfg->server, sizeof cfg->server, "unix:%s/gmpoold.sock",
+                      dir)) {
+            snprintf(err, errlen, "data directory path too long");
+            return GMP_ERR_CONFIG;
+        }
+    } else {
+        snprintf(cfg->server, sizeof cfg->server, "%s", srv);
+    }
+    if (gmpc_addr_parse(cfg->server, &cfg->addr) != GMP_OK) {
+        snprintf(err, errlen, "bad server address '%s'", cfg->server);
+        return GMP_ERR_CONFIG;
+    }
+    return GMP_OK;
+}
+
+static int resolve_limits(const gmp_options *o, csess_cfg *cfg, char *err,
+                          size_t errlen)
+{
+    cfg->n_conns = o && o->connections ? o->connections : 4;
+    cfg->shard = o && o->shard_size ? o->shard_size : GMP_SHARD_DEFAULT;
+    cfg->window = o && o->window ? o->window : 32;
+    cfg->timeout_ms = o && o->timeout_ms ? o->timeout_ms : 30000;
+    if (cfg->n_conns > GMP_MAX_CONNS || cfg->shard < GMP_SHARD_MIN ||
+        cfg->shard > GMP_SHARD_MAX || cfg->shard % GMP_SM4_BLOCK ||
+        cfg->window > 1024) {
+        snprintf(err, errlen,
+                 "bad options: connections 1..%d, shard %u..%u bytes "
+                 "(multiple of 16), window 1..1024",
+                 GMP_MAX_CONNS, GMP_SHARD_MIN, GMP_SHARD_MAX);
+        return GMP_ERR_ARG;
+    }
+    return GMP_OK;
+}
+
+GMP_API int gmp_client_open(gmp_client **out, const gmp_options *o)
+{
+    if (!out)
+        return gmp_fail(GMP_ERR_ARG, "gmp_client_open: out is NULL");
+    *out = NULL;
+    gmp_client *c = calloc(1, sizeof *c);
+    if (!c)
+        return gmp_fail(GMP_ERR_NOMEM, "out of memory");
+    gmpc_creds cr = {0};
+    char err[512] = "";
+    int rc = resolve_limits(o, &c->cfg, err, sizeof err);
+    if (rc == GMP_OK)
+        rc = resolve_secret(o, &c->cfg, &cr, err, sizeof err);
+    if (rc == GMP_OK)
+        rc = resolve_server(o, &c->cfg, &cr, err, sizeof err);
+    OPENSSL_cleanse(&cr, sizeof cr);
+    if (rc != GMP_OK) {
+        OPENSSL_cleanse(c, sizeof *c);
+        free(c);
+        return gmp_fail(rc, "%s", err);
+    }
+    pthread_mutex_init(&c->mu, NULL);
+    c->gen = rt_generation();
+    *out = c;
+    return GMP_OK;
+}
+
+/* The client's session on the current process generation; a child after
+ * fork() abandons the parent's (its loop thread is not there) and starts
+ * afresh. */
+static csess *sess_of(gmp_client *c, uint64_t *gen)
+{
+    uint64_t g;
+    rt *r = rt_get(&g);
+    if (!r)
+        return NULL;
+    if (c->gen != g) {
+        pthread_mutex_init(&c->mu, NULL);
+        c->s = NULL;
+        c->gen = g;
+    }
+    pthread_mutex_lock(&c->mu);
+    if (!c->s) {
+        c->s = csess_new(r, &c->cfg);
+        c->rt = r;
+    }
+    csess *s = c->s;
+    pthread_mutex_unlock(&c->mu);
+    *gen = g;
+    return s;
+}
+
+GMP_API void gmp_client_close(gmp_client *c)
+{
+    if (!c)
+        return;
+    if (c->s && c->gen == rt_generation()) {
+        op *o = op_new(OP_CLOSE, c->s);
+        if (o) {
+            rt_submit(c->rt, o);
+            op_free(o);
+            free(c->s);
+        }
+    }
+    OPENSSL_cleanse(&c->cfg, sizeof c->cfg);
+    free(c);
+}
+
+/* ---- control requests ---- */
+
+static int ctrl(gmp_client *c, uint8_t type, const void *payload, size_t len,
+                uint8_t **reply, size_t *reply_len)
+{
+    uint64_t gen;
+    csess *s = sess_of(c, &gen);
+    if (!s)
+        return gmp_fail(GMP_ERR_NOMEM, "cannot start the client loop");
+    op *o = op_new(OP_CTRL, s);
+    if (!o || (len && !(o->payload = malloc(len)))) {
+        op_free(o);
+        return gmp_fail(GMP_ERR_NOMEM, "out of memory");
+    }
+    o->hdr.type = type;
+    if (len)
+        memcpy(o->payload, payload, len);
+    o->payload_len = len;
+    int rc = rt_submit(c->rt, o);
+    if (rc != GMP_OK) {
+        gmp_fail(rc, "%s", o->msg[0] ? o->msg : gmp_strerror(rc));
+    } else if (reply) {
+        *reply = o->reply;
+        *reply_len = o->reply_len;
+        o->reply = NULL;
+    }
+    op_free(o);
+    return rc;
+}
+
+GMP_API int gmp_client_connect(gmp_client *c)
+{
+    if (!c)
+        return gmp_fail(GMP_ERR_ARG, "client is NULL");
+    return ctrl(c, GMPC_T_PING, NULL, 0, NULL, NULL);
+}
+
+GMP_API int gmp_random(gmp_client *c, void *buf, size_t len)
+{
+    if (!c || (!buf && len))
+        return gmp_fail(GMP_ERR_ARG, "gmp_random: NULL argument");
+    uint8_t *p = buf;
+    while (len) {
+        uint32_t n = len > MAX_RANDOM_REQ ? MAX_RANDOM_REQ : (uint32_t)len;
+        uint8_t req[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16),
+                          (uint8_t)(n >> 8), (uint8_t)n};
+        uint8_t *reply = NULL;
+        size_t rl = 0;
+        int rc = ctrl(c, GMPC_T_RANDOM, req, 4, &reply, &rl);
+        if (rc == GMP_OK && rl != n)
+            rc = gmp_fail(GMP_ERR_PROTO, "short random reply");
+        if (rc == GMP_OK)
+            memcpy(p, reply, n);
+        free(reply);
+        if (rc != GMP_OK)
+            return rc;
+        p += n;
+        len -= n;
+    }
+    return GMP_OK;
+}
+
+/* ---- tasks ---- */
+
+static void task_destroy(gmp_task *t)
+{
+    free(t->stage);
+    pthread_mutex_destroy(&t->mu);
+    pthread_cond_destroy(&t->cv);
+    OPENSSL_cleanse(t, sizeof *t);
+    free(t);
+}
+
+static int task_open(gmp_client *c, gmp_alg alg, unsigned flags,
+                     const gmpc_open *op_payload, const gmp_task_options *o,
+                     bool digest, gmp_task **out)
+{
+    uint64_t gen;
+    csess *s = sess_of(c, &gen);
+    gmp_task *t = s ? calloc(1, sizeof *t) : NULL;
+    if (!t || (digest && !(t->stage = malloc(c->cfg.shard)))) {
+        free(t);
+        return gmp_fail(GMP_ERR_NOMEM, "out of memory");
+    }
+    gmpc_wbuf w = {t->open_payload, sizeof t->open_payload, 0, false};
+    gmpc_open_encode(op_payload, &w);
+    t->open_len = w.len;
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->cv, NULL);
+    t->c = c;
+    t->s = s;
+    t->rt = c->rt;
+    t->gen = gen;
+    t->alg = (uint16_t)alg;
+    t->flags = (uint8_t)flags;
+    t->priority = o ? o->priority : 4;
+    t->deadline_ms = o ? o->deadline_ms : 0;
+    t->digest = digest;
+    t->shard = c->cfg.shard;
+    t->q_cap = t->q = c->cfg.window;
+    pthread_mutex_lock(&c->mu);
+    t->fresh = ++c->fresh;
+    pthread_mutex_unlock(&c->mu);
+    gmpc_random(&t->id, sizeof t->id);
+    t->id |= 1;
+    op *open = op_new(OP_OPEN, s);
+    if (!open) {
+        task_destroy(t);
+        return gmp_fail(GMP_ERR_NOMEM, "out of memory");
+    }
+    open->task = t;
+    int rc = rt_submit(c->rt, open);
+    if (rc != GMP_OK) {
+        gmp_fail(rc, "%s", open->msg[0] ? open->msg : gmp_strerror(rc));
+        op_free(open);
+        gmp_task_free(t);
+        return rc;
+    }
+    op_free(open);
+    *out = t;
+    return GMP_OK;
+}
+
+GMP_API int gmp_digest_open(gmp_client *c, gmp_alg alg,
+                            const gmp_task_options *o, gmp_task **out)
+{
+    if (!out)
+        return gmp_fail(GMP_ERR_ARG, "out is NULL");
+    *out = NULL;
+    if (!c)
+        return gmp_fail(GMP_ERR_ARG, "client is NULL");
+    if (o && o->priority > 7)
+        return gmp_fail(GMP_ERR_ARG, "priority must be 0..7");
+    gmpc_open op_payload = {.total_len = o ? o->total_len : 0};
+    return task_open(c, alg, 0, &op_payload, o, true, out);
+}
+
+GMP_API int gmp_cipher_open(gmp_client *c, gmp_alg alg, unsigned flags,
+                            const uint8_t *key, size_t key_len,
+                            uint32_t key_handle, const uint8_t *iv,
+                            size_t iv_len, const gmp_task_options *o,
+                            gmp_task **out)
+{
+    if (!out)
+        return gmp_fail(GMP_ERR_ARG, "out is NULL");
+    *out = NULL;
+    if (!c || (!key && key_len) || (!iv && iv_len))
+        return gmp_fail(GMP_ERR_ARG, "NULL argument");
+    if (key_len > GMP_MAX_KEY_LEN || iv_len > GMP_MAX_IV_LEN)
+        return gmp_fail(key_len > GMP_MAX_KEY_LEN ? GMP_ERR_KEY : GMP_ERR_IV,
+                        "key or IV too long");
+    if ((o && o->priority > 7) || (flags & ~(GMP_TASK_DECRYPT | GMP_TASK_PAD)))
+        return gmp_fail(GMP_ERR_ARG, "bad priority or flags");
+    gmpc_open op_payload = {.key_handle = key_handle,
+                            .key_len = key_len,
+                            .iv_len = iv_len,
+                            .total_len = o ? o->total_len : 0};
+    if (key_len)
+        memcpy(op_payload.key, key, key_len);
+    if (iv_len)
+        memcpy(op_payload.iv, iv, iv_len);
+    int rc = task_open(c, alg, flags, &op_payload, o, false, out);
+    OPENSSL_cleanse(&op_payload, sizeof op_payload);
+    return rc;
+}
+
+static int task_check(gmp_task *t)
+{
+    if (t->gen != rt_generation())
+        return gmp_fail(GMP_ERR_FORKED, "task belongs to the parent process");
+    return GMP_OK;
+}
+
+static void kick(gmp_task *t)
+{
+    op *o = op_new(OP_KICK, t->s);
+    if (!o)
+        return;
+    o->task = t;
+    o->wait = false;
+    rt_submit(t->rt, o);
+}
+
+static int enqueue(gmp_task *t, const uint8_t *p, size_t len, bool final)
+{
+    cshard *sh = malloc(sizeof *sh + len);
+    if (!sh)
+        return GMP_ERR_NOMEM;
+    sh->next = NULL;
+    sh->seq = t->next_seq++;
+    sh->len = (uint32_t)len;
+    sh->final = final;
+    if (final)
+        t->final_seq = sh->seq;
+    sh->refs = 1;
+    if (len)
+        memcpy(sh->data, p, len);
+    if (t->q_tail)
+        t->q_tail->next = sh;
+    else
+        t->q_head = sh;
+    t->q_tail = sh;
+    t->q_bytes += len;
+    return GMP_OK;
+}
+
+static int task_error(gmp_task *t)
+{
+    return gmp_fail(t->status, "%s", t->msg);
+}
+
+/* Digest data is copied, so update may return before it is answered; it
+ * only waits when more than a few windows' worth is outstanding. */
+static int digest_update(gmp_task *t, const uint8_t *p, size_t len)
+{
+    size_t limit = (size_t)t->shard * (t->p > 8 ? t->p : 8) * 2;
+    int rc = GMP_OK;
+    pthread_mutex_lock(&t->mu);
+    while (len && !t->status && rc == GMP_OK) {
+        size_t n = t->shard - t->stage_len;
+        n = n < len ? n : len;
+        memcpy(t->stage + t->stage_len, p, n);
+        t->stage_len += n;
+        p += n;
+        len -= n;
+        if (t->stage_len < t->shard)
+            break;
+        rc = enqueue(t, t->stage, t->stage_len, false);
+        t->stage_len = 0;
+        if (t->q_bytes + (size_t)t->inflight * t->shard > limit) {
+            pthread_mutex_unlock(&t->mu);
+            kick(t);
+            pthread_mutex_lock(&t->mu);
+            while (!t->status &&
+                   t->q_bytes + (size_t)t->inflight * t->shard > limit)
+                pthread_cond_wait(&t->cv, &t->mu);
+        }
+    }
+    if (t->status)
+        rc = task_error(t);
+    pthread_mutex_unlock(&t->mu);
+    kick(t);
+    return rc;
+}
+
+/* Cipher output is returned by update, so it waits for its own shards. */
+static int cipher_run(gmp_task *t, const uint8_t *p, size_t len, bool final,
+                      uint8_t *out, size_t *out_len)
+{
+    int rc = GMP_OK;
+    pthread_mutex_lock(&t->mu);
+    t->final_queued |= final;
+    t->out = out;
+    t->out_cap = *out_len;
+    t->out_off = 0;
+    for (size_t off = 0; rc == GMP_OK && off < len; off += t->shard) {
+        size_t n = len - off < t->shard ? len - off : t->shard;
+        bool last = final && off + n == len;
+        rc = enqueue(t, p + off, n, last);
+    }
+    if (rc == GMP_OK && final && len == 0)
+        rc = enqueue(t, NULL, 0, true);
+    uint32_t target = t->next_seq;
+    pthread_mutex_unlock(&t->mu);
+    kick(t);
+    pthread_mutex_lock(&t->mu);
+    while (rc == GMP_OK && !t->status && t->next_deliver < target)
+        pthread_cond_wait(&t->cv, &t->mu);
+    if (rc == GMP_OK && t->status)
+        rc = task_error(t);
+    *out_len = rc == GMP_OK ? t->out_off : 0;
+    t->out = NULL;
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+GMP_API int gmp_task_update(gmp_task *t, const void *in, size_t in_len,
+                            void *out, size_t *out_len)
+{
+    if (!t || (!in && in_len))
+        return gmp_fail(GMP_ERR_ARG, "gmp_task_update: NULL argument");
+    int rc = task_check(t);
+    if (rc != GMP_OK)
+        return rc;
+    if (t->final_queued)
+        return gmp_fail(GMP_ERR_STATE, "update after final");
+    if (t->status)
+        return task_error(t);
+    if (t->digest)
+        return digest_update(t, in, in_len);
+    if (!out_len || (!out && *out_len) || *out_len < in_len + GMP_SM4_BLOCK)
+        return gmp_fail(GMP_ERR_BUFFER,
+                        "cipher update needs in_len + 16 bytes of output");
+    return cipher_run(t, in, in_len, false, out, out_len);
+}
+
+GMP_API int gmp_task_final(gmp_task *t, void *out, size_t *out_len)
+{
+    if (!t || !out || !out_len)
+        return gmp_fail(GMP_ERR_ARG, "gmp_task_final: NULL argument");
+    int rc = task_check(t);
+    if (rc != GMP_OK)
+        return rc;
+    if (t->final_queued)
+        return gmp_fail(GMP_ERR_STATE, "final called twice");
+    if (t->status)
+        return task_error(t);
+    size_t need = t->digest ? GMP_SM3_DIGEST_LEN : 2 * GMP_SM4_BLOCK;
+    if (*out_len < need)
+        return gmp_fail(GMP_ERR_BUFFER, "final needs %zu bytes of output",
+                        need);
+    if (!t->digest)
+        return cipher_run(t, NULL, 0, true, out, out_len);
+    pthread_mutex_lock(&t->mu);
+    size_t staged = t->stage_len;
+    t->stage_len = 0;
+    pthread_mutex_unlock(&t->mu);
+    /* the staged tail rides in the FINAL frame */
+    return cipher_run(t, t->stage, staged, true, out, out_len);
+}
+
+GMP_API void gmp_task_free(gmp_task *t)
+{
+    if (!t)
+        return;
+    if (t->gen != rt_generation()) {
+        free(t->stage);
+        free(t); /* the parent's; its locks may be held, do not touch them */
+        return;
+    }
+    op *o = op_new(OP_TASK_FREE, t->s);
+    if (o) {
+        o->task = t;
+        rt_submit(t->rt, o);
+        op_free(o);
+    }
+    task_destroy(t);
+}
+
+GMP_API unsigned gmp_task_max_inflight(const gmp_task *t)
+{
+    return t ? t->max_inflight : 0;
+}
+
+/* ---- one-shot helpers ---- */
+
+GMP_API int gmp_digest(gmp_client *c, gmp_alg alg, const void *in, size_t len,
+                       uint8_t out[GMP_SM3_DIGEST_LEN])
+{
+    gmp_task *t;
+    gmp_task_options o = {.priority = 4, .total_len = len};
+    if (!out)
+        return gmp_fail(GMP_ERR_ARG, "out is NULL");
+    int rc = gmp_digest_open(c, alg, &o, &t);
+    size_t n = GMP_SM3_DIGEST_LEN;
+    if (rc == GMP_OK)
+        rc = gmp_task_update(t, in, len, NULL, NULL);
+    if (rc == GMP_OK)
+        rc = gmp_task_final(t, out, &n);
+    gmp_task_free(t);
+    return rc;
+}
+
+GMP_API int gmp_cipher(gmp_client *c, gmp_alg alg, unsigned flags,
+                       const uint8_t *key, size_t key_len, const uint8_t *iv,
+                       size_t iv_len, const void *in, size_t in_len, void *out,
+                       size_t *out_len)
+{
+    gmp_task *t;
+    gmp_task_options o = {.priority = 4, .total_len = in_len};
+    if (!out || !out_len || *out_len < in_len + GMP_SM4_BLOCK)
+        return gmp_fail(GMP_ERR_BUFFER, "output needs in_len + 16 bytes");
+    int rc = gmp_cipher_open(c, alg, flags, key, key_len, 0, iv, iv_len, &o,
+                             &t);
+    size_t cap = *out_len, n1 = cap, n2;
+    if (rc == GMP_OK)
+        rc = gmp_task_update(t, in, in_len, out, &n1);
+    n2 = cap - n1;
+    if (rc == GMP_OK && n2 < 2 * GMP_SM4_BLOCK)
+        rc = gmp_fail(GMP_ERR_BUFFER, "output needs in_len + 32 bytes");
+    if (rc == GMP_OK)
+        rc = gmp_task_final(t, (uint8_t *)out + n1, &n2);
+    gmp_task_free(t);
+    *out_len = rc == GMP_OK ? n1 + n2 : 0;
+    return rc;
+}
+
+/* ---- keystore ---- */
+
+static int key_ctrl(gmp_client *c, const uint8_t *req, size_t len,
+                    uint8_t **reply, size_t *reply_len)
+{
+    if (!c)
+        return gmp_fail(GMP_ERR_ARG, "client is NULL");
+    return ctrl(c, GMPC_T_KEY, req, len, reply, reply_len);
+}
+
+static int key_create(gmp_client *c, uint8_t op_code, uint16_t type,
+                      uint32_t flags, const char *label, const uint8_t *value,
+                      size_t len, uint32_t *handle)
+{
+    uint8_t req[256], *reply = NULL;
+    size_t rl = 0, ll = label ? strlen(label) : 0;
+    if (!handle || ll > GMPC_MAX_NAME || len > GMP_MAX_KEY_LEN)
+        return gmp_fail(GMP_ERR_ARG, "bad key arguments");
+    gmpc_wbuf w = {req, sizeof req, 0, false};
+    gmpc_w_u8(&w, op_code);
+    gmpc_w_u16(&w, type);
+    gmpc_w_u32(&w, flags);
+    gmpc_w_blob(&w, label ? label : "", ll);
+    if (op_code == GMPC_KEY_IMPORT)
+        gmpc_w_blob(&w, value, len);
+    else
+        gmpc_w_u32(&w, (uint32_t)len);
+    int rc = key_ctrl(c, req, w.len, &reply, &rl);
+    OPENSSL_cleanse(req, sizeof req);
+    gmpc_rbuf r = {reply, rl, 0, false};
+    if (rc == GMP_OK) {
+        *handle = gmpc_r_u32(&r);
+        if (!gmpc_r_done(&r))
+            rc = gmp_fail(GMP_ERR_PROTO, "bad key reply");
+    }
+    free(reply);
+    return rc;
+}
+
+GMP_API int gmp_key_import(gmp_client *c, uint16_t type, uint32_t flags,
+                           const char *label, const uint8_t *value, size_t len,
+                           uint32_t *handle)
+{
+    if (!value)
+        return gmp_fail(GMP_ERR_ARG, "value is NULL");
+    return key_create(c, GMPC_KEY_IMPORT, type, flags, label, value, len,
+                      handle);
+}
+
+GMP_API int gmp_key_generate(gmp_client *c, uint16_t type, uint32_t flags,
+                             const char *label, size_t len, uint32_t *handle)
+{
+    return key_create(c, GMPC_KEY_GENERATE, type, flags, label, NULL, len,
+                      handle);
+}
+
+static int key_by_handle(gmp_client *c, uint8_t op_code, uint32_t handle,
+                         uint8_t **reply, size_t *rl)
+{
+    uint8_t req[5] = {op_code, (uint8_t)(handle >> 24), (uint8_t)(handle >> 16),
+                      (uint8_t)(handle >> 8), (uint8_t)handle};
+    return key_ctrl(c, req, sizeof req, reply, rl);
+}
+
+GMP_API int gmp_key_get_info(gmp_client *c, uint32_t handle,
+                             gmp_key_info *info)
+{
+    uint8_t *reply = NULL;
+    size_t rl = 0, ll = 0;
+    if (!info)
+        return gmp_fail(GMP_ERR_ARG, "info is NULL");
+    int rc = key_by_handle(c, GMPC_KEY_INFO, handle, &reply, &rl);
+    if (rc == GMP_OK) {
+        gmpc_rbuf r = {reply, rl, 0, false};
+        memset(info, 0, sizeof *info);
+        info->handle = gmpc_r_u32(&r);
+        info->type = gmpc_r_u16(&r);
+        info->len = gmpc_r_u32(&r);
+        info->flags = gmpc_r_u32(&r);
+        const uint8_t *l = gmpc_r_blob(&r, sizeof info->label - 1, &ll);
+        if (!gmpc_r_done(&r))
+            rc = gmp_fail(GMP_ERR_PROTO, "bad key info reply");
+        else if (ll)
+            memcpy(info->label, l, ll);
+    }
+    free(reply);
+    return rc;
+}
+
+GMP_API int gmp_key_export(gmp_client *c, uint32_t handle, uint8_t *value,
+                           size_t *len)
+{
+    uint8_t *reply = NULL;
+    size_t rl = 0, vl = 0;
+    if (!value || !len)
+        return gmp_fail(GMP_ERR_ARG, "NULL argument");
+    int rc = key_by_handle(c, GMPC_KEY_EXPORT, handle, &reply, &rl);
+    if (rc == GMP_OK) {
+        gmpc_rbuf r = {reply, rl, 0, false};
+        const uint8_t *v = gmpc_r_blob(&r, GMP_MAX_KEY_LEN, &vl);
+        if (!gmpc_r_done(&r))
+            rc = gmp_fail(GMP_ERR_PROTO, "bad key export reply");
+        else if (vl > *len)
+            rc = gmp_fail(GMP_ERR_BUFFER, "key needs %zu bytes", vl);
+        else
+            memcpy(value, v, vl);
+        *len = vl;
+    }
+    if (reply)
+        OPENSSL_cleanse(reply, rl);
+    free(reply);
+    return rc;
+}
+
+GMP_API int gmp_key_destroy(gmp_client *c, uint32_t handle)
+{
+    return key_by_handle(c, GMPC_KEY_DESTROY, handle, NULL, NULL);
+}

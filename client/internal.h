@@ -1,0 +1,104 @@
+/* libgmpool-client internals.
+ *
+ * One background libuv loop thread per process (rt.c) owns every socket.
+ * Application threads post ops to it through a mutex-guarded list plus
+ * uv_async_send and wait on a condition variable.  A csess (session.c) is a
+ * client's pool of connections sharing one daemon session (R15); a task
+ * (task.c) cuts data into shards and keeps x = min(p - s, q) more in
+ * flight as results return (R16). */
+#ifndef GMP_CLIENT_INTERNAL_H
+#define GMP_CLIENT_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "gmpool.h"
+#include "proto.h"
+#include "util.h"
+
+#define GMP_MAX_CONNS 16
+
+typedef struct rt rt;
+typedef struct csess csess;
+typedef struct cconn cconn;
+typedef struct op op;
+
+/* Thread-local detail of the last error, for gmp_client_last_error(). */
+int gmp_fail(int status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---- ops: the only way application threads touch the loop ---- */
+typedef enum op_kind {
+    OP_CTRL,        /* send one control frame, wait for its reply */
+    OP_OPEN,        /* open a task */
+    OP_KICK,        /* task has new shards queued */
+    OP_TASK_FREE,   /* abort if needed, unlink */
+    OP_CLOSE        /* close the session's connections */
+} op_kind;
+
+struct op {
+    op *next;
+    op_kind kind;
+    csess *s;
+    struct gmp_task *task;
+    /* OP_CTRL request/reply */
+    gmpc_hdr hdr;
+    uint8_t *payload;
+    size_t payload_len;
+    uint8_t *reply;          /* malloc'd reply payload */
+    size_t reply_len;
+    gmpc_hdr reply_hdr;
+    /* completion */
+    bool done;
+    int status;
+    char msg[GMPC_MAX_MSG + 1];
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool wait;               /* someone waits; else loop frees it */
+};
+
+/* rt.c */
+rt *rt_get(uint64_t *gen);
+uint64_t rt_generation(void);
+uv_loop_t *rt_loop(rt *r);
+/* Post an op; when op->wait, blocks until the loop completes it. */
+int rt_submit(rt *r, op *o);
+op *op_new(op_kind kind, csess *s);
+void op_free(op *o);
+void op_complete(op *o, int status, const char *msg);
+
+/* session.c */
+typedef struct csess_cfg {
+    gmpc_addr addr;
+    char server[256];
+    char tenant[GMPC_MAX_NAME + 1];
+    uint8_t secret[64];
+    size_t secret_len;
+    unsigned n_conns;
+    unsigned shard;
+    unsigned window;
+    unsigned timeout_ms;
+} csess_cfg;
+
+csess *csess_new(rt *r, const csess_cfg *cfg);
+/* loop thread only: */
+void csess_handle_op(op *o);
+int csess_send(csess *s, gmpc_hdr *h, const void *payload, size_t len,
+               void (*written)(void *), void *arg);
+void csess_route_add(csess *s, uint64_t id, struct gmp_task *t, op *ctrl);
+void csess_route_del(csess *s, uint64_t id);
+uint64_t csess_new_id(csess *s);
+void csess_outstanding(csess *s, int delta);
+
+/* task.c, loop thread only */
+void task_on_open(struct gmp_task *t, op *o);
+void task_pump(struct gmp_task *t);
+void task_on_frame(struct gmp_task *t, const gmpc_hdr *h, const uint8_t *p);
+void task_fail(struct gmp_task *t, int status, const char *msg);
+void task_on_free(struct gmp_task *t, op *o);
+void task_send_open(struct gmp_task *t, op *o);
+
+#endif

@@ -1,0 +1,571 @@
+/* A client's pool of connections to gmpoold (R15), all on the background
+ * loop thread.  Connection 0 authenticates and gets the session; the others
+ * join it, so shards of one task may travel on any of them.  Any broken
+ * connection fails every outstanding request with a clear error and the
+ * next request reconnects: nothing waits forever. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "internal.h"
+#include "task.h"
+
+#define TICK_MS 100
+#define IN_CHUNK (64 * 1024)
+
+typedef enum cc_state { CC_IDLE, CC_CONNECTING, CC_AUTH, CC_READY } cc_state;
+
+struct cconn {
+    union {
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+        uv_handle_t h;
+        uv_stream_t st;
+    } h;
+    uv_connect_t creq;
+    csess *s;
+    int idx;
+    cc_state st;
+    bool open;               /* handle initialised, not yet closed */
+    uint8_t *in;
+    size_t in_len, in_cap;
+    uint8_t cnonce[GMPC_NONCE_LEN];
+    uint8_t snonce[GMPC_NONCE_LEN];
+};
+
+typedef struct route {
+    uint64_t id;
+    gmp_task *task;
+    op *ctrl;
+} route;
+
+typedef enum s_state { S_DOWN, S_CONNECTING, S_READY } s_state;
+
+struct csess {
+    rt *rt;
+    csess_cfg cfg;
+    cconn conns[GMP_MAX_CONNS];
+    bool timer_on;
+    uv_timer_t timer;
+    s_state st;
+    int handles;             /* conn handles still open */
+    uint64_t session_id;
+    op *wait_head, *wait_tail;
+    route *routes;
+    size_t n_routes, cap_routes;
+    uint64_t next_id;
+    unsigned rr;
+    int outstanding;
+    uint64_t last_rx, connect_start;
+    op *close_op;
+};
+
+static void conn_start(csess *s, int idx);
+static void fail_all(csess *s, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+csess *csess_new(rt *r, const csess_cfg *cfg)
+{
+    csess *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->rt = r;
+    s->cfg = *cfg;
+    gmpc_random(&s->next_id, sizeof s->next_id);
+    s->next_id = (s->next_id >> 2) | 1;
+    return s;
+}
+
+uint64_t csess_new_id(csess *s)
+{
+    return s->next_id++;
+}
+
+void csess_outstanding(csess *s, int delta)
+{
+    if (s->outstanding == 0 && delta > 0)
+        s->last_rx = gmpc_now_ns();
+    s->outstanding += delta;
+    if (s->outstanding < 0)
+        s->outstanding = 0;
+}
+
+/* ---- routes: reply task_id -> task or control request ---- */
+
+void csess_route_add(csess *s, uint64_t id, gmp_task *t, op *ctrl)
+{
+    if (s->n_routes == s->cap_routes) {
+        size_t cap = s->cap_routes ? 2 * s->cap_routes : 16;
+        route *r = realloc(s->routes, cap * sizeof *r);
+        if (!r)
+            return; /* the reply is dropped; the op times out */
+        s->routes = r;
+        s->cap_routes = cap;
+    }
+    s->routes[s->n_routes++] = (route){id, t, ctrl};
+}
+
+static route *route_find(csess *s, uint64_t id)
+{
+    for (size_t i = 0; i < s->n_routes; i++)
+        if (s->routes[i].id == id)
+            return &s->routes[i];
+    return NULL;
+}
+
+void csess_route_del(csess *s, uint64_t id)
+{
+    route *r = route_find(s, id);
+    if (r)
+        *r = s->routes[--s->n_routes];
+}
+
+/* ---- writing ---- */
+
+typedef struct wreq {
+    uv_write_t req;
+    void (*written)(void *);
+    void *arg;
+    uint8_t hdr[GMPC_HDR_LEN];
+    uint8_t copy[];
+} wreq;
+
+static void on_write(uv_write_t *req, int status)
+{
+    wreq *w = (wreq *)req;
+    (void)status; /* a failed write shows up as a read error too */
+    if (w->written)
+        w->written(w->arg);
+    free(w);
+}
+
+static cconn *pick_conn(csess *s)
+{
+    for (unsigned k = 0; k < s->cfg.n_conns; k++) {
+        cconn *c = &s->conns[(s->rr + k) % s->cfg.n_conns];
+        if (c->st == CC_READY) {
+            s->rr = (unsigned)(c - s->conns) + 1;
+            return c;
+        }
+    }
+    return NULL;
+}
+
+static int conn_send(cconn *c, gmpc_hdr *h, const void *payload, size_t len,
+                     void (*written)(void *), void *arg)
+{
+    /* Control payloads are copied; shard payloads stay in the shard, which
+     * `written` releases. */
+    size_t copy = written ? 0 : len;
+    wreq *w = malloc(sizeof *w + copy);
+    if (!w)
+        return GMP_ERR_NOMEM;
+    w->written = written;
+    w->arg = arg;
+    h->len = (uint32_t)len;
+    gmpc_hdr_encode(h, w->hdr);
+    if (copy)
+        memcpy(w->copy, payload, len);
+    uv_buf_t b[2] = {uv_buf_init((char *)w->hdr, GMPC_HDR_LEN),
+                     uv_buf_init(copy ? (char *)w->copy : (char *)payload,
+                                 (unsigned)len)};
+    int rc = uv_write(&w->req, &c->h.st, b, len ? 2 : 1, on_write);
+    if (rc < 0) {
+        free(w);
+        return GMP_ERR_CONN;
+    }
+    return GMP_OK;
+}
+
+int csess_send(csess *s, gmpc_hdr *h, const void *payload, size_t len,
+               void (*written)(void *), void *arg)
+{
+    cconn *c = pick_conn(s);
+    if (!c)
+        return GMP_ERR_CONN;
+    return conn_send(c, h, payload, len, written, arg);
+}
+
+/* ---- teardown ---- */
+
+static void maybe_finish_close(csess *s);
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    cconn *c = h->data;
+    csess *s = c->s;
+    free(c->in);
+    c->in = NULL;
+    c->in_len = c->in_cap = 0;
+    s->handles--;
+    maybe_finish_close(s);
+}
+
+static void conn_close(cconn *c)
+{
+    if (!c->open)
+        return;
+    c->open = false;
+    c->st = CC_IDLE;
+    uv_close(&c->h.h, on_conn_closed);
+}
+
+static void fail_all(csess *s, int status, const char *fmt, ...)
+{
+    char msg[GMPC_MAX_MSG + 1];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    for (unsigned i = 0; i < GMP_MAX_CONNS; i++)
+        conn_close(&s->conns[i]);
+    s->st = S_DOWN;
+    s->session_id = 0;
+    s->outstanding = 0;
+    /* detach first: failing may free routes' owners */
+    route *routes = s->routes;
+    size_t n = s->n_routes;
+    s->routes = NULL;
+    s->n_routes = s->cap_routes = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (routes[i].task)
+            task_fail(routes[i].task, status, msg);
+        else
+            op_complete(routes[i].ctrl, status, msg);
+    }
+    free(routes);
+    op *w = s->wait_head;
+    s->wait_head = s->wait_tail = NULL;
+    while (w) {
+        op *next = w->next;
+        if (w->kind == OP_OPEN)
+            task_fail(w->task, status, msg);
+        op_complete(w, status, msg);
+        w = next;
+    }
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    csess *s = h->data;
+    s->timer_on = false;
+    maybe_finish_close(s);
+}
+
+static void maybe_finish_close(csess *s)
+{
+    if (s->handles > 0)
+        return;
+    if (s->close_op) {
+        if (s->timer_on) {
+            if (!uv_is_closing((uv_handle_t *)&s->timer))
+                uv_close((uv_handle_t *)&s->timer, on_timer_closed);
+            return;
+        }
+        op_complete(s->close_op, GMP_OK, NULL);
+        return;
+    }
+    if (s->wait_head && s->st == S_DOWN) {
+        s->st = S_CONNECTING;
+        s->connect_start = gmpc_now_ns();
+        conn_start(s, 0);
+    }
+}
+
+/* ---- reading ---- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    cconn *c = h->data;
+    (void)suggested;
+    if (c->in_cap - c->in_len < IN_CHUNK) {
+        uint8_t *p = realloc(c->in, c->in_len + IN_CHUNK);
+        if (!p) {
+            *buf = uv_buf_init(NULL, 0);
+            return;
+        }
+        c->in = p;
+        c->in_cap = c->in_len + IN_CHUNK;
+    }
+    *buf = uv_buf_init((char *)c->in + c->in_len,
+                       (unsigned)(c->in_cap - c->in_len));
+}
+
+static void flush_waiting(csess *s)
+{
+    op *w = s->wait_head;
+    s->wait_head = s->wait_tail = NULL;
+    while (w) {
+        op *next = w->next;
+        w->next = NULL;
+        csess_handle_op(w);
+        w = next;
+    }
+}
+
+static void on_challenge(cconn *c, const gmpc_hdr *h, const uint8_t *p)
+{
+    csess *s = c->s;
+    gmpc_auth a = {.session_id = c->idx ? s->session_id : 0};
+    uint8_t buf[256];
+    gmpc_wbuf w = {buf, sizeof buf, 0, false};
+    if (h->len != GMPC_NONCE_LEN) {
+        fail_all(s, GMP_ERR_PROTO, "bad challenge from %s", s->cfg.server);
+        return;
+    }
+    gmpc_random(c->cnonce, sizeof c->cnonce);
+    memcpy(a.cnonce, c->cnonce, sizeof a.cnonce);
+    snprintf(a.tenant, sizeof a.tenant, "%s", s->cfg.tenant);
+    gmpc_auth_mac(s->cfg.secret, s->cfg.secret_len, a.tenant, p, a.cnonce,
+                  a.session_id, a.mac);
+    gmpc_auth_encode(&a, &w);
+    gmpc_hdr r = {.type = GMPC_T_AUTH};
+    c->st = CC_AUTH;
+    memcpy(c->snonce, p, GMPC_NONCE_LEN); /* for the server's proof */
+    if (conn_send(c, &r, buf, w.len, NULL, NULL) != GMP_OK)
+        fail_all(s, GMP_ERR_CONN, "cannot send to %s", s->cfg.server);
+}
+
+static void on_auth_ok(cconn *c, const gmpc_hdr *h, const uint8_t *p)
+{
+    csess *s = c->s;
+    gmpc_auth_ok ok;
+    uint8_t proof[GMPC_MAC_LEN];
+    const uint8_t *sn = c->snonce;
+    if (c->st != CC_AUTH ||
+        gmpc_auth_ok_decode(p, h->len, &ok) != GMP_OK ||
+        gmpc_server_proof(s->cfg.secret, s->cfg.secret_len, s->cfg.tenant, sn,
+                          c->cnonce, proof) != GMP_OK ||
+        CRYPTO_memcmp(proof, ok.proof, sizeof proof) != 0) {
+        fail_all(s, GMP_ERR_AUTH,
+                 "%s did not prove it knows tenant '%s' (wrong server?)",
+                 s->cfg.server, s->cfg.tenant);
+        return;
+    }
+    c->st = CC_READY;
+    if (c->idx != 0)
+        return;
+    s->session_id = ok.session_id;
+    s->st = S_READY;
+    for (unsigned i = 1; i < s->cfg.n_conns; i++)
+        conn_start(s, (int)i);
+    flush_waiting(s);
+}
+
+static void on_frame(cconn *c, const gmpc_hdr *h, const uint8_t *p)
+{
+    csess *s = c->s;
+    if (h->type == GMPC_T_CHALLENGE && c->st == CC_CONNECTING) {
+        on_challenge(c, h, p);
+        return;
+    }
+    if (h->type == GMPC_T_AUTH_OK) {
+        on_auth_ok(c, h, p);
+        return;
+    }
+    if (h->type == GMPC_T_ERROR &&
+        ((h->flags & GMPC_F_CLOSE) || c->st != CC_READY)) {
+        fail_all(s, h->status ? h->status : GMP_ERR_PROTO, "gmpoold: %.*s",
+                 (int)(h->len < GMPC_MAX_MSG ? h->len : GMPC_MAX_MSG), p);
+        return;
+    }
+    route *r = route_find(s, h->task_id);
+    if (!r)
+        return; /* late reply for something already given up */
+    if (r->task) {
+        task_on_frame(r->task, h, p);
+        return;
+    }
+    op *o = r->ctrl;
+    csess_route_del(s, h->task_id);
+    csess_outstanding(s, -1);
+    o->reply_hdr = *h;
+    if (h->len && (o->reply = malloc(h->len)))
+        memcpy(o->reply, p, h->len);
+    o->reply_len = o->reply ? h->len : 0;
+    if (h->type == GMPC_T_ERROR) {
+        char msg[GMPC_MAX_MSG + 16];
+        snprintf(msg, sizeof msg, "gmpoold: %.*s",
+                 (int)(h->len < GMPC_MAX_MSG ? h->len : GMPC_MAX_MSG), p);
+        op_complete(o, h->status ? h->status : GMP_ERR_PROTO, msg);
+    } else {
+        op_complete(o, GMP_OK, NULL);
+    }
+}
+
+static size_t parse(cconn *c)
+{
+    size_t off = 0;
+    while (c->open) {
+        gmpc_hdr h;
+        size_t used;
+        int st;
+        gmpc_parse r = gmpc_frame_parse(c->in + off, c->in_len - off, &h,
+                                        &used, &st);
+        if (r == GMPC_NEED_MORE)
+            break;
+        if (r != GMPC_FRAME) {
+            fail_all(c->s, GMP_ERR_PROTO, "garbled reply from %s",
+                     c->s->cfg.server);
+            break;
+        }
+        c->s->last_rx = gmpc_now_ns();
+        on_frame(c, &h, c->in + off + GMPC_HDR_LEN);
+        off += used;
+    }
+    return off;
+}
+
+static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+    cconn *c = st->data;
+    (void)buf;
+    if (n < 0) {
+        fail_all(c->s, GMP_ERR_CONN, "connection to %s lost: %s",
+                 c->s->cfg.server, uv_strerror((int)n));
+        return;
+    }
+    c->in_len += (size_t)n;
+    size_t used = parse(c);
+    if (c->open && used) {
+        memmove(c->in, c->in + used, c->in_len - used);
+        c->in_len -= used;
+    }
+}
+
+/* ---- connecting ---- */
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    cconn *c = req->handle->data;
+    if (!c->open)
+        return;
+    if (status < 0) {
+        fail_all(c->s, GMP_ERR_CONN, "cannot connect to %s: %s",
+                 c->s->cfg.server, uv_strerror(status));
+        return;
+    }
+    if (!c->s->cfg.addr.is_unix)
+        uv_tcp_nodelay(&c->h.tcp, 1);
+    uv_read_start(&c->h.st, on_alloc, on_read);
+}
+
+static int conn_connect_tcp(cconn *c, const gmpc_addr *a, uv_loop_t *loop)
+{
+    struct sockaddr_storage ss;
+    int rc = uv_ip4_addr(a->host, a->port, (struct sockaddr_in *)&ss);
+    if (rc)
+        rc = uv_ip6_addr(a->host, a->port, (struct sockaddr_in6 *)&ss);
+    if (rc)
+        return rc;
+    uv_tcp_init(loop, &c->h.tcp);
+    c->open = true;
+    c->s->handles++;
+    return uv_tcp_connect(&c->creq, &c->h.tcp, (struct sockaddr *)&ss,
+                          on_connect);
+}
+
+static void conn_start(csess *s, int idx)
+{
+    cconn *c = &s->conns[idx];
+    uv_loop_t *loop = rt_loop(s->rt);
+    memset(c, 0, sizeof *c);
+    c->s = s;
+    c->idx = idx;
+    c->st = CC_CONNECTING;
+    c->h.h.data = c;
+    int rc = 0;
+    if (s->cfg.addr.is_unix) {
+        uv_pipe_init(loop, &c->h.pipe, 0);
+        c->open = true;
+        s->handles++;
+        uv_pipe_connect(&c->creq, &c->h.pipe, s->cfg.addr.path, on_connect);
+    } else {
+        rc = conn_connect_tcp(c, &s->cfg.addr, loop);
+    }
+    c->h.h.data = c;
+    if (rc < 0)
+        fail_all(s, GMP_ERR_CONN, "cannot connect to %s: %s", s->cfg.server,
+                 uv_strerror(rc));
+}
+
+/* Nothing may wait forever: a daemon that stops answering fails every
+ * outstanding request after the configured timeout. */
+static void on_tick(uv_timer_t *t)
+{
+    csess *s = t->data;
+    uint64_t now = gmpc_now_ns(), limit = (uint64_t)s->cfg.timeout_ms * 1000000u;
+    if (s->st == S_CONNECTING && now - s->connect_start > limit)
+        fail_all(s, GMP_ERR_TIMEOUT, "no answer from %s within %u ms",
+                 s->cfg.server, s->cfg.timeout_ms);
+    else if (s->st == S_READY && s->outstanding > 0 && now - s->last_rx > limit)
+        fail_all(s, GMP_ERR_TIMEOUT, "%s stopped answering for %u ms",
+                 s->cfg.server, s->cfg.timeout_ms);
+}
+
+static void wait_for_ready(csess *s, op *o)
+{
+    if (s->wait_tail)
+        s->wait_tail->next = o;
+    else
+        s->wait_head = o;
+    s->wait_tail = o;
+    o->next = NULL;
+    if (!s->timer_on) {
+        uv_timer_init(rt_loop(s->rt), &s->timer);
+        s->timer.data = s;
+        uv_timer_start(&s->timer, on_tick, TICK_MS, TICK_MS);
+        s->timer_on = true;
+    }
+    if (s->st == S_DOWN && s->handles == 0) {
+        s->st = S_CONNECTING;
+        s->connect_start = gmpc_now_ns();
+        conn_start(s, 0);
+    }
+}
+
+static void send_ctrl(csess *s, op *o)
+{
+    uint64_t id = csess_new_id(s);
+    o->hdr.task_id = id;
+    csess_route_add(s, id, NULL, o);
+    csess_outstanding(s, 1);
+    if (csess_send(s, &o->hdr, o->payload, o->payload_len, NULL, NULL) !=
+        GMP_OK) {
+        csess_route_del(s, id);
+        csess_outstanding(s, -1);
+        op_complete(o, GMP_ERR_CONN, "no connection to gmpoold");
+    }
+}
+
+void csess_handle_op(op *o)
+{
+    csess *s = o->s;
+    if (o->kind == OP_CLOSE) {
+        s->close_op = o;
+        fail_all(s, GMP_ERR_CONN, "client closed");
+        maybe_finish_close(s);
+        return;
+    }
+    if (o->kind == OP_KICK) {
+        if (s->st == S_READY)
+            task_pump(o->task);
+        op_complete(o, GMP_OK, NULL);
+        return;
+    }
+    if (o->kind == OP_TASK_FREE) {
+        task_on_free(o->task, o);
+        return;
+    }
+    if (s->st != S_READY) {
+        wait_for_ready(s, o);
+        return;
+    }
+    if (o->kind == OP_CTRL)
+        send_ctrl(s, o);
+    else
+        task_send_open(o->task, o);
+}

@@ -1,0 +1,266 @@
+/* The shard pipeline of one task, loop-thread side (R15/R16): send the
+ * first m shards at once, then after each result send x = min(p - s, q)
+ * more, where p is the window the server returned, s the shards sent but
+ * not answered and q the client's own window from its measured network
+ * throughput.  Results may arrive out of order over several connections;
+ * their output is delivered in sequence order. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "task.h"
+
+static void shard_unref(cshard *sh)
+{
+    if (--sh->refs <= 0)
+        free(sh);
+}
+
+static void on_shard_written(void *arg)
+{
+    shard_unref(arg);
+}
+
+static void free_list(cshard *sh)
+{
+    while (sh) {
+        cshard *n = sh->next;
+        shard_unref(sh);
+        sh = n;
+    }
+}
+
+static void drop_results(gmp_task *t)
+{
+    while (t->ooo) {
+        cres *n = t->ooo->next;
+        free(t->ooo);
+        t->ooo = n;
+    }
+}
+
+/* Locked variant: the caller holds t->mu. */
+static void fail_locked(gmp_task *t, int status, const char *msg)
+{
+    if (!t->status) {
+        t->status = status;
+        snprintf(t->msg, sizeof t->msg, "%s", msg && *msg ? msg
+                                                          : gmp_strerror(status));
+    }
+    free_list(t->q_head);
+    t->q_head = t->q_tail = NULL;
+    t->q_bytes = 0;
+    free_list(t->inflight_list);
+    t->inflight_list = NULL;
+    csess_outstanding(t->s, -(int)t->inflight - (t->open_op ? 1 : 0));
+    t->inflight = 0;
+    drop_results(t);
+    if (t->open_op) {
+        op_complete(t->open_op, t->status, t->msg);
+        t->open_op = NULL;
+    }
+    pthread_cond_broadcast(&t->cv);
+}
+
+void task_fail(gmp_task *t, int status, const char *msg)
+{
+    pthread_mutex_lock(&t->mu);
+    fail_locked(t, status, msg);
+    pthread_mutex_unlock(&t->mu);
+}
+
+void task_send_open(gmp_task *t, op *o)
+{
+    gmpc_hdr h = {.type = GMPC_T_OPEN, .task_id = t->id, .fresh = t->fresh,
+                  .alg = t->alg, .flags = t->flags, .priority = t->priority,
+                  .deadline_ms = t->deadline_ms};
+    pthread_mutex_lock(&t->mu);
+    t->open_op = o;
+    pthread_mutex_unlock(&t->mu);
+    csess_route_add(t->s, t->id, t, NULL);
+    csess_outstanding(t->s, 1);
+    if (csess_send(t->s, &h, t->open_payload, t->open_len, NULL, NULL) !=
+        GMP_OK) {
+        csess_route_del(t->s, t->id);
+        csess_outstanding(t->s, -1);
+        task_fail(t, GMP_ERR_CONN, "no connection to gmpoold");
+    }
+}
+
+/* q from the network: enough shards to cover throughput x round trip,
+ * at least two so a shard is always on the wire while one computes. */
+static void update_q(gmp_task *t, cshard *sh, uint64_t now)
+{
+    double rtt = (double)(now - sh->sent_ns);
+    if (t->rtt_min_ns == 0 || rtt < t->rtt_min_ns)
+        t->rtt_min_ns = rtt;
+    if (t->last_ack_ns && now > t->last_ack_ns) {
+        double bpn = (double)sh->len / (double)(now - t->last_ack_ns);
+        t->bytes_per_ns = t->bytes_per_ns ? 0.8 * t->bytes_per_ns + 0.2 * bpn
+                                          : bpn;
+    }
+    t->last_ack_ns = now;
+    double bdp = t->bytes_per_ns * t->rtt_min_ns / (double)t->shard;
+    unsigned q = (unsigned)bdp + 2;
+    t->q = q > t->q_cap ? t->q_cap : q;
+}
+
+static void pump_locked(gmp_task *t)
+{
+    if (!t->opened || t->status || t->inflight >= t->p)
+        return;
+    unsigned x = t->p - t->inflight;
+    if (x > t->q)
+        x = t->q;
+    uint64_t now = gmpc_now_ns();
+    while (x-- && t->q_head) {
+        cshard *sh = t->q_head;
+        t->q_head = sh->next;
+        if (!t->q_head)
+            t->q_tail = NULL;
+        t->q_bytes -= sh->len;
+        gmpc_hdr h = {.type = sh->final ? GMPC_T_FINAL : GMPC_T_SHARD,
+                      .task_id = t->id, .seq = sh->seq, .alg = t->alg,
+                      .priority = t->priority};
+        sh->refs = 2;
+        sh->sent_ns = now;
+        sh->next = t->inflight_list;
+        t->inflight_list = sh;
+        t->inflight++;
+        if (t->inflight > t->max_inflight)
+            t->max_inflight = t->inflight;
+        csess_outstanding(t->s, 1);
+        if (csess_send(t->s, &h, sh->data, sh->len, on_shard_written, sh) !=
+            GMP_OK) {
+            sh->refs = 1;
+            fail_locked(t, GMP_ERR_CONN, "no connection to gmpoold");
+            return;
+        }
+    }
+}
+
+void task_pump(gmp_task *t)
+{
+    pthread_mutex_lock(&t->mu);
+    pump_locked(t);
+    pthread_mutex_unlock(&t->mu);
+}
+
+static void deliver(gmp_task *t, const uint8_t *p, size_t len)
+{
+    if (len && (!t->out || t->out_cap - t->out_off < len)) {
+        fail_locked(t, GMP_ERR_BUFFER, "output buffer too small");
+        return;
+    }
+    if (len)
+        memcpy(t->out + t->out_off, p, len);
+    t->out_off += len;
+    t->next_deliver++;
+}
+
+/* Output goes out in sequence order; early results wait in t->ooo. */
+static void on_result(gmp_task *t, const gmpc_hdr *h, const uint8_t *p)
+{
+    if (h->seq != t->next_deliver) {
+        cres *r = malloc(sizeof *r + h->len);
+        if (!r) {
+            fail_locked(t, GMP_ERR_NOMEM, "out of memory");
+            return;
+        }
+        r->seq = h->seq;
+        r->len = h->len;
+        memcpy(r->data, p, h->len);
+        cres **pp = &t->ooo;
+        while (*pp && (*pp)->seq < r->seq)
+            pp = &(*pp)->next;
+        r->next = *pp;
+        *pp = r;
+        return;
+    }
+    deliver(t, p, h->len);
+    while (!t->status && t->ooo && t->ooo->seq == t->next_deliver) {
+        cres *r = t->ooo;
+        t->ooo = r->next;
+        deliver(t, r->data, r->len);
+        free(r);
+    }
+}
+
+static cshard *take_inflight(gmp_task *t, uint32_t seq)
+{
+    for (cshard **pp = &t->inflight_list; *pp; pp = &(*pp)->next)
+        if ((*pp)->seq == seq) {
+            cshard *sh = *pp;
+            *pp = sh->next;
+            return sh;
+        }
+    return NULL;
+}
+
+static void on_shard_reply(gmp_task *t, const gmpc_hdr *h, const uint8_t *p)
+{
+    cshard *sh = take_inflight(t, h->seq);
+    if (!sh)
+        return; /* not ours (late, or already failed) */
+    csess_outstanding(t->s, -1);
+    t->inflight--;
+    update_q(t, sh, gmpc_now_ns());
+    shard_unref(sh);
+    if (h->window)
+        t->p = h->window;
+    on_result(t, h, p);
+    /* Done once everything up to the final item is delivered: results of
+     * other connections may still be on their way after FINAL_OK. */
+    if (t->final_queued && t->next_deliver > t->final_seq && !t->status) {
+        t->finished = true;
+        csess_route_del(t->s, t->id);
+    }
+    pump_locked(t);
+    pthread_cond_broadcast(&t->cv);
+}
+
+void task_on_frame(gmp_task *t, const gmpc_hdr *h, const uint8_t *p)
+{
+    pthread_mutex_lock(&t->mu);
+    switch (h->type) {
+    case GMPC_T_OPEN_OK:
+        csess_outstanding(t->s, -1);
+        t->opened = true;
+        t->p = h->window ? h->window : 2;
+        if (t->open_op) {
+            op_complete(t->open_op, GMP_OK, NULL);
+            t->open_op = NULL;
+        }
+        pump_locked(t);
+        break;
+    case GMPC_T_RESULT:
+    case GMPC_T_FINAL_OK:
+        on_shard_reply(t, h, p);
+        break;
+    case GMPC_T_ERROR: {
+        char msg[GMPC_MAX_MSG + 16];
+        snprintf(msg, sizeof msg, "gmpoold: %.*s",
+                 (int)(h->len < GMPC_MAX_MSG ? h->len : GMPC_MAX_MSG), p);
+        csess_route_del(t->s, t->id);
+        fail_locked(t, h->status ? h->status : GMP_ERR_PROTO, msg);
+        break;
+    }
+    default:
+        break;
+    }
+    pthread_mutex_unlock(&t->mu);
+}
+
+void task_on_free(gmp_task *t, op *o)
+{
+    pthread_mutex_lock(&t->mu);
+    bool abort_remote = t->opened && !t->finished && !t->status;
+    fail_locked(t, GMP_ERR_STATE, "task freed");
+    pthread_mutex_unlock(&t->mu);
+    csess_route_del(t->s, t->id);
+    if (abort_remote) {
+        gmpc_hdr h = {.type = GMPC_T_ABORT, .task_id = t->id};
+        csess_send(t->s, &h, NULL, 0, NULL, NULL);
+    }
+    op_complete(o, GMP_OK, NULL);
+}

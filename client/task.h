@@ -1,0 +1,64 @@
+/* Client-side task: shards queued by the application thread, sent and
+ * answered on the loop thread.  Every field below the mutex is guarded by
+ * it. */
+#ifndef GMP_CLIENT_TASK_H
+#define GMP_CLIENT_TASK_H
+
+#include "internal.h"
+
+typedef struct cshard {
+    struct cshard *next;
+    uint32_t seq;
+    uint32_t len;
+    bool final;
+    int refs;                /* the write and the result, loop thread only */
+    uint64_t sent_ns;
+    uint8_t data[];
+} cshard;
+
+typedef struct cres {
+    struct cres *next;
+    uint32_t seq;
+    uint32_t len;
+    uint8_t data[];
+} cres;
+
+struct gmp_task {
+    gmp_client *c;
+    csess *s;
+    rt *rt;
+    uint64_t gen;
+    uint64_t id, fresh;
+    uint16_t alg;
+    uint8_t flags, priority;
+    uint32_t deadline_ms;
+    bool digest;
+    unsigned shard;
+    unsigned q_cap;
+    uint8_t open_payload[160];
+    size_t open_len;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int status;
+    char msg[GMPC_MAX_MSG + 64];
+    bool opened, final_queued, finished;
+    op *open_op;
+    cshard *q_head, *q_tail;   /* queued, not yet sent */
+    size_t q_bytes;
+    uint32_t next_seq;
+    uint32_t final_seq;        /* valid when final_queued */
+    cshard *inflight_list;
+    unsigned inflight, max_inflight;
+    unsigned p, q;             /* server and client windows (R16) */
+    uint32_t next_deliver;
+    cres *ooo;                 /* results ahead of next_deliver */
+    uint8_t *out;
+    size_t out_cap, out_off;
+    uint8_t *stage;            /* digest bytes not yet a whole shard */
+    size_t stage_len;
+    double rtt_min_ns, bytes_per_ns;
+    uint64_t last_ack_ns;
+};
+
+#endif

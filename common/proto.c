@@ -1,0 +1,443 @@
+#include "proto.h"
+
+#include <string.h>
+
+#include "gmpool.h"
+#include "util.h"
+
+/* ---- big-endian primitives ---- */
+
+static void put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    put16(p, (uint16_t)(v >> 16));
+    put16(p + 2, (uint16_t)v);
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    put32(p, (uint32_t)(v >> 32));
+    put32(p + 4, (uint32_t)v);
+}
+
+static uint16_t get16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)get16(p) << 16 | get16(p + 2);
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+    return (uint64_t)get32(p) << 32 | get32(p + 4);
+}
+
+/* CRC-32 (IEEE) of the header: a cheap guard so that resynchronising after
+ * garbage does not lock onto a stray magic value. */
+uint32_t gmpc_crc32(const void *data, size_t n)
+{
+    const uint8_t *p = data;
+    uint32_t crc = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= p[i];
+        for (int k = 0; k < 8; k++)
+            crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+    }
+    return ~crc;
+}
+
+/* Header layout (48 bytes, big-endian), docs/protocol.md:
+ *  0 magic u32 | 4 version u8 | 5 type u8 | 6 priority u8 | 7 flags u8
+ *  8 alg u16 | 10 status u16 | 12 window u32 | 16 task_id u64
+ * 24 fresh u64 | 32 seq u32 | 36 len u32 | 40 deadline_ms u32 | 44 crc u32 */
+void gmpc_hdr_encode(const gmpc_hdr *h, uint8_t out[GMPC_HDR_LEN])
+{
+    put32(out, GMPC_MAGIC);
+    out[4] = GMPC_VERSION;
+    out[5] = h->type;
+    out[6] = h->priority;
+    out[7] = h->flags;
+    put16(out + 8, h->alg);
+    put16(out + 10, h->status);
+    put32(out + 12, h->window);
+    put64(out + 16, h->task_id);
+    put64(out + 24, h->fresh);
+    put32(out + 32, h->seq);
+    put32(out + 36, h->len);
+    put32(out + 40, h->deadline_ms);
+    put32(out + 44, gmpc_crc32(out, 44));
+}
+
+static void hdr_decode(const uint8_t *in, gmpc_hdr *h)
+{
+    h->version = in[4];
+    h->type = in[5];
+    h->priority = in[6];
+    h->flags = in[7];
+    h->alg = get16(in + 8);
+    h->status = get16(in + 10);
+    h->window = get32(in + 12);
+    h->task_id = get64(in + 16);
+    h->fresh = get64(in + 24);
+    h->seq = get32(in + 32);
+    h->len = get32(in + 36);
+    h->deadline_ms = get32(in + 40);
+}
+
+/* Offset of the next byte that could start the magic, or n. */
+static size_t next_magic(const uint8_t *buf, size_t n, size_t from)
+{
+    static const uint8_t m[4] = {0x47, 0x4D, 0x50, 0x46};
+    for (size_t i = from; i < n; i++) {
+        size_t k = 0;
+        while (k < 4 && i + k < n && buf[i + k] == m[k])
+            k++;
+        if (k == 4 || i + k == n)
+            return i;
+    }
+    return n;
+}
+
+gmpc_parse gmpc_frame_parse(const uint8_t *buf, size_t n, gmpc_hdr *h,
+                            size_t *consumed, int *status)
+{
+    *consumed = 0;
+    *status = GMP_OK;
+    size_t start = next_magic(buf, n, 0);
+    if (start > 0) {
+        *consumed = start;
+        return GMPC_SKIP;
+    }
+    if (n < GMPC_HDR_LEN)
+        return GMPC_NEED_MORE;
+    if (get32(buf + 44) != gmpc_crc32(buf, 44)) {
+        /* Not a header after all: drop the magic's first byte, rescan. */
+        *consumed = next_magic(buf, n, 1);
+        return GMPC_SKIP;
+    }
+    hdr_decode(buf, h);
+    if (h->version != GMPC_VERSION || h->type == 0 ||
+        h->type >= GMPC_T_MAX_) {
+        *status = GMP_ERR_PROTO;
+        return GMPC_BAD;
+    }
+    if (h->len > GMPC_MAX_PAYLOAD) {
+        *status = GMP_ERR_TOO_BIG;
+        return GMPC_BAD;
+    }
+    if (n - GMPC_HDR_LEN < h->len)
+        return GMPC_NEED_MORE;
+    *consumed = GMPC_HDR_LEN + h->len;
+    return GMPC_FRAME;
+}
+
+size_t gmpc_frame_build(const gmpc_hdr *h, const void *payload, uint8_t *out,
+                        size_t cap)
+{
+    if (h->len > GMPC_MAX_PAYLOAD || cap < GMPC_HDR_LEN + (size_t)h->len)
+        return 0;
+    gmpc_hdr_encode(h, out);
+    if (h->len)
+        memcpy(out + GMPC_HDR_LEN, payload, h->len);
+    return GMPC_HDR_LEN + h->len;
+}
+
+/* ---- bounded payload writer / reader ---- */
+
+static uint8_t *w_room(gmpc_wbuf *w, size_t n)
+{
+    if (w->overflow || w->cap - w->len < n) {
+        w->overflow = true;
+        return NULL;
+    }
+    uint8_t *p = w->p + w->len;
+    w->len += n;
+    return p;
+}
+
+void gmpc_w_u8(gmpc_wbuf *w, uint8_t v)
+{
+    uint8_t *p = w_room(w, 1);
+    if (p)
+        *p = v;
+}
+
+void gmpc_w_u16(gmpc_wbuf *w, uint16_t v)
+{
+    uint8_t *p = w_room(w, 2);
+    if (p)
+        put16(p, v);
+}
+
+void gmpc_w_u32(gmpc_wbuf *w, uint32_t v)
+{
+    uint8_t *p = w_room(w, 4);
+    if (p)
+        put32(p, v);
+}
+
+void gmpc_w_u64(gmpc_wbuf *w, uint64_t v)
+{
+    uint8_t *p = w_room(w, 8);
+    if (p)
+        put64(p, v);
+}
+
+void gmpc_w_bytes(gmpc_wbuf *w, const void *src, size_t n)
+{
+    uint8_t *p = w_room(w, n);
+    if (p && n)
+        memcpy(p, src, n);
+}
+
+void gmpc_w_blob(gmpc_wbuf *w, const void *src, size_t n)
+{
+    if (n > UINT16_MAX) {
+        w->overflow = true;
+        return;
+    }
+    gmpc_w_u16(w, (uint16_t)n);
+    gmpc_w_bytes(w, src, n);
+}
+
+static const uint8_t *r_take(gmpc_rbuf *r, size_t n)
+{
+    if (r->bad || r->len - r->off < n) {
+        r->bad = true;
+        return NULL;
+    }
+    const uint8_t *p = r->p + r->off;
+    r->off += n;
+    return p;
+}
+
+uint8_t gmpc_r_u8(gmpc_rbuf *r)
+{
+    const uint8_t *p = r_take(r, 1);
+    return p ? *p : 0;
+}
+
+uint16_t gmpc_r_u16(gmpc_rbuf *r)
+{
+    const uint8_t *p = r_take(r, 2);
+    return p ? get16(p) : 0;
+}
+
+uint32_t gmpc_r_u32(gmpc_rbuf *r)
+{
+    const uint8_t *p = r_take(r, 4);
+    return p ? get32(p) : 0;
+}
+
+uint64_t gmpc_r_u64(gmpc_rbuf *r)
+{
+    const uint8_t *p = r_take(r, 8);
+    return p ? get64(p) : 0;
+}
+
+const uint8_t *gmpc_r_bytes(gmpc_rbuf *r, size_t n)
+{
+    return r_take(r, n);
+}
+
+const uint8_t *gmpc_r_blob(gmpc_rbuf *r, size_t max, size_t *n)
+{
+    size_t len = gmpc_r_u16(r);
+    *n = 0;
+    if (r->bad || len > max) {
+        r->bad = true;
+        return NULL;
+    }
+    const uint8_t *p = r_take(r, len);
+    if (p)
+        *n = len;
+    return p;
+}
+
+bool gmpc_r_done(const gmpc_rbuf *r)
+{
+    return !r->bad && r->off == r->len;
+}
+
+/* ---- message payloads ---- */
+
+static bool name_ok(const uint8_t *p, size_t n)
+{
+    if (n == 0 || n > GMPC_MAX_NAME)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (p[i] < 0x21 || p[i] > 0x7e)
+            return false;
+    return true;
+}
+
+int gmpc_auth_encode(const gmpc_auth *a, gmpc_wbuf *w)
+{
+    gmpc_w_blob(w, a->tenant, strlen(a->tenant));
+    gmpc_w_bytes(w, a->cnonce, GMPC_NONCE_LEN);
+    gmpc_w_bytes(w, a->mac, GMPC_MAC_LEN);
+    gmpc_w_u64(w, a->session_id);
+    return w->overflow ? GMP_ERR_TOO_BIG : GMP_OK;
+}
+
+int gmpc_auth_decode(const uint8_t *p, size_t n, gmpc_auth *a)
+{
+    gmpc_rbuf r = {p, n, 0, false};
+    size_t tl;
+    const uint8_t *t = gmpc_r_blob(&r, GMPC_MAX_NAME, &tl);
+    const uint8_t *cn = gmpc_r_bytes(&r, GMPC_NONCE_LEN);
+    const uint8_t *mac = gmpc_r_bytes(&r, GMPC_MAC_LEN);
+    a->session_id = gmpc_r_u64(&r);
+    if (!gmpc_r_done(&r) || !name_ok(t, tl))
+        return GMP_ERR_PROTO;
+    memcpy(a->tenant, t, tl);
+    a->tenant[tl] = '\0';
+    memcpy(a->cnonce, cn, GMPC_NONCE_LEN);
+    memcpy(a->mac, mac, GMPC_MAC_LEN);
+    return GMP_OK;
+}
+
+int gmpc_auth_ok_encode(const gmpc_auth_ok *a, gmpc_wbuf *w)
+{
+    gmpc_w_bytes(w, a->proof, GMPC_MAC_LEN);
+    gmpc_w_u64(w, a->session_id);
+    gmpc_w_u32(w, a->vcm);
+    gmpc_w_u32(w, a->max_tasks);
+    gmpc_w_u32(w, a->max_shard);
+    gmpc_w_u32(w, a->window);
+    return w->overflow ? GMP_ERR_TOO_BIG : GMP_OK;
+}
+
+int gmpc_auth_ok_decode(const uint8_t *p, size_t n, gmpc_auth_ok *a)
+{
+    gmpc_rbuf r = {p, n, 0, false};
+    const uint8_t *proof = gmpc_r_bytes(&r, GMPC_MAC_LEN);
+    a->session_id = gmpc_r_u64(&r);
+    a->vcm = gmpc_r_u32(&r);
+    a->max_tasks = gmpc_r_u32(&r);
+    a->max_shard = gmpc_r_u32(&r);
+    a->window = gmpc_r_u32(&r);
+    if (!gmpc_r_done(&r))
+        return GMP_ERR_PROTO;
+    memcpy(a->proof, proof, GMPC_MAC_LEN);
+    return GMP_OK;
+}
+
+int gmpc_open_encode(const gmpc_open *o, gmpc_wbuf *w)
+{
+    if (o->key_len > sizeof o->key || o->iv_len > sizeof o->iv)
+        return GMP_ERR_TOO_BIG;
+    gmpc_w_u32(w, o->key_handle);
+    gmpc_w_blob(w, o->key, o->key_len);
+    gmpc_w_blob(w, o->iv, o->iv_len);
+    gmpc_w_u64(w, o->total_len);
+    return w->overflow ? GMP_ERR_TOO_BIG : GMP_OK;
+}
+
+int gmpc_open_decode(const uint8_t *p, size_t n, gmpc_open *o)
+{
+    gmpc_rbuf r = {p, n, 0, false};
+    o->key_handle = gmpc_r_u32(&r);
+    const uint8_t *k = gmpc_r_blob(&r, sizeof o->key, &o->key_len);
+    const uint8_t *iv = gmpc_r_blob(&r, sizeof o->iv, &o->iv_len);
+    o->total_len = gmpc_r_u64(&r);
+    if (!gmpc_r_done(&r))
+        return GMP_ERR_PROTO;
+    if (o->key_len)
+        memcpy(o->key, k, o->key_len);
+    if (o->iv_len)
+        memcpy(o->iv, iv, o->iv_len);
+    return GMP_OK;
+}
+
+/* The MAC binds both nonces, the tenant name and the session being joined,
+ * each with a distinct label so a server proof can never pass as a client
+ * MAC or the other way round. */
+static int transcript_mac(const char *label, const uint8_t *secret,
+                          size_t secret_len, const char *tenant,
+                          const uint8_t *n1, const uint8_t *n2,
+                          uint64_t session_id, uint8_t out[GMPC_MAC_LEN])
+{
+    uint8_t msg[32 + GMPC_MAX_NAME + 1 + 2 * GMPC_NONCE_LEN + 8];
+    gmpc_wbuf w = {msg, sizeof msg, 0, false};
+    gmpc_w_bytes(&w, label, strlen(label) + 1);
+    gmpc_w_blob(&w, tenant, strlen(tenant));
+    gmpc_w_bytes(&w, n1, GMPC_NONCE_LEN);
+    gmpc_w_bytes(&w, n2, GMPC_NONCE_LEN);
+    gmpc_w_u64(&w, session_id);
+    if (w.overflow)
+        return GMP_ERR_ARG;
+    return gmpc_hmac_sm3(secret, secret_len, msg, w.len, out);
+}
+
+int gmpc_auth_mac(const uint8_t *secret, size_t secret_len,
+                  const char *tenant, const uint8_t snonce[GMPC_NONCE_LEN],
+                  const uint8_t cnonce[GMPC_NONCE_LEN], uint64_t session_id,
+                  uint8_t out[GMPC_MAC_LEN])
+{
+    return transcript_mac("gmpool client v1", secret, secret_len, tenant,
+                          snonce, cnonce, session_id, out);
+}
+
+int gmpc_server_proof(const uint8_t *secret, size_t secret_len,
+                      const char *tenant,
+                      const uint8_t snonce[GMPC_NONCE_LEN],
+                      const uint8_t cnonce[GMPC_NONCE_LEN],
+                      uint8_t out[GMPC_MAC_LEN])
+{
+    return transcript_mac("gmpool server v1", secret, secret_len, tenant,
+                          cnonce, snonce, 0, out);
+}
+
+const char *gmpc_type_name(unsigned type)
+{
+    static const char *names[GMPC_T_MAX_] = {
+        "?",      "CHALLENGE", "AUTH",     "AUTH_OK",   "OPEN",
+        "OPEN_OK", "SHARD",    "RESULT",   "FINAL",     "FINAL_OK",
+        "ABORT",  "RANDOM",    "RANDOM_OK", "KEY",      "KEY_OK",
+        "ADMIN",  "ADMIN_OK",  "PING",     "PONG",      "ERROR"};
+    return type < GMPC_T_MAX_ ? names[type] : "?";
+}
+
+const char *gmp_strerror(int status)
+{
+    static const char *msgs[GMP_ERR_MAX_] = {
+        [GMP_OK] = "success",
+        [GMP_ERR_PROTO] = "protocol error",
+        [GMP_ERR_AUTH] = "authentication failed",
+        [GMP_ERR_NOAUTH] = "not authenticated",
+        [GMP_ERR_REPLAY] = "task freshness value already used (replay)",
+        [GMP_ERR_TOO_BIG] = "length over its bound",
+        [GMP_ERR_ALG] = "unknown or unsupported algorithm",
+        [GMP_ERR_KEY] = "bad key",
+        [GMP_ERR_IV] = "bad IV",
+        [GMP_ERR_NO_TASK] = "unknown task",
+        [GMP_ERR_SEQ] = "bad shard sequence",
+        [GMP_ERR_LIMIT] = "session limit reached",
+        [GMP_ERR_LENGTH] = "data length not valid for the mode",
+        [GMP_ERR_NOT_FOUND] = "not found",
+        [GMP_ERR_EXISTS] = "already exists",
+        [GMP_ERR_DENIED] = "not permitted",
+        [GMP_ERR_SHUTDOWN] = "daemon shutting down",
+        [GMP_ERR_INTERNAL] = "internal error in the daemon",
+        [GMP_ERR_ARG] = "bad argument",
+        [GMP_ERR_CONN] = "cannot reach gmpoold or connection lost",
+        [GMP_ERR_CONFIG] = "missing or bad configuration or credentials",
+        [GMP_ERR_FORKED] = "object belongs to the parent process",
+        [GMP_ERR_STATE] = "call out of order",
+        [GMP_ERR_BUFFER] = "output buffer too small",
+        [GMP_ERR_TIMEOUT] = "timed out waiting for gmpoold",
+        [GMP_ERR_NOMEM] = "out of memory",
+    };
+    if (status < 0 || status >= GMP_ERR_MAX_ || !msgs[status])
+        return "unknown error";
+    return msgs[status];
+}

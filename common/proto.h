@@ -1,0 +1,182 @@
+/* gmpool wire protocol codec (docs/protocol.md).  Pure functions: no I/O,
+ * no allocation policy beyond the caller's buffers. */
+#ifndef GMPC_PROTO_H
+#define GMPC_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GMPC_MAGIC 0x474D5046u /* "GMPF": the API_FLAG start marker */
+#define GMPC_VERSION 1u
+#define GMPC_HDR_LEN 48u
+/* Hard bound on any payload: the largest shard plus room for a reply. */
+#define GMPC_MAX_PAYLOAD (1024u * 1024u + 64u)
+#define GMPC_MAX_MSG 256u      /* error message bytes */
+#define GMPC_NONCE_LEN 32u
+#define GMPC_MAC_LEN 32u
+#define GMPC_MAX_NAME 63u      /* tenant name, key label */
+#define GMPC_PRIO_LEVELS 8u
+
+typedef enum gmpc_type {
+    GMPC_T_CHALLENGE = 1,   /* s->c: server nonce */
+    GMPC_T_AUTH = 2,        /* c->s: tenant, client nonce, HMAC */
+    GMPC_T_AUTH_OK = 3,     /* s->c: server proof, session info */
+    GMPC_T_OPEN = 4,        /* c->s: open task */
+    GMPC_T_OPEN_OK = 5,     /* s->c: task opened, initial window */
+    GMPC_T_SHARD = 6,       /* c->s: data shard `seq` */
+    GMPC_T_RESULT = 7,      /* s->c: shard result (output bytes) */
+    GMPC_T_FINAL = 8,       /* c->s: last item, seq = shard count */
+    GMPC_T_FINAL_OK = 9,    /* s->c: digest / last cipher bytes */
+    GMPC_T_ABORT = 10,      /* c->s: drop task */
+    GMPC_T_RANDOM = 11,     /* c->s: payload u32 count */
+    GMPC_T_RANDOM_OK = 12,
+    GMPC_T_KEY = 13,        /* c->s: keystore op (payload: op + TLV) */
+    GMPC_T_KEY_OK = 14,
+    GMPC_T_ADMIN = 15,      /* admin socket: NUL-separated argv */
+    GMPC_T_ADMIN_OK = 16,   /* admin reply: text */
+    GMPC_T_PING = 17,
+    GMPC_T_PONG = 18,
+    GMPC_T_ERROR = 19,      /* s->c: status + message */
+    GMPC_T_MAX_
+} gmpc_type;
+
+/* Header flags. */
+#define GMPC_F_CLOSE 0x80u  /* on ERROR: the server closes the connection */
+
+typedef struct gmpc_hdr {
+    uint8_t version;
+    uint8_t type;
+    uint8_t priority;
+    uint8_t flags;          /* task flags on OPEN, GMPC_F_* on replies */
+    uint16_t alg;
+    uint16_t status;        /* replies */
+    uint32_t window;        /* replies: server window p */
+    uint64_t task_id;
+    uint64_t fresh;         /* task freshness value */
+    uint32_t seq;
+    uint32_t len;           /* payload length */
+    uint32_t deadline_ms;
+} gmpc_hdr;
+
+typedef enum gmpc_parse {
+    GMPC_NEED_MORE = 0,   /* not enough bytes yet */
+    GMPC_FRAME = 1,       /* a whole frame at the start of the buffer */
+    GMPC_SKIP = 2,        /* *consumed bytes are garbage: drop them */
+    GMPC_BAD = 3          /* a valid header that breaks a bound (*status) */
+} gmpc_parse;
+
+/* Encode a header into out[GMPC_HDR_LEN] (fills magic, version, crc). */
+void gmpc_hdr_encode(const gmpc_hdr *h, uint8_t out[GMPC_HDR_LEN]);
+
+/* Look at the start of buf:
+ *  NEED_MORE  - wait for more input (*consumed = 0);
+ *  FRAME      - *h is decoded and the frame is GMPC_HDR_LEN + h->len bytes,
+ *               all present in buf (*consumed = that);
+ *  SKIP       - the first *consumed bytes cannot start a frame (garbage
+ *               before the next possible magic); drop them and call again;
+ *  BAD        - header is intact but its length or type breaks a bound;
+ *               *status says which (GMP_ERR_TOO_BIG / GMP_ERR_PROTO).  The
+ *               stream cannot be trusted after this. */
+gmpc_parse gmpc_frame_parse(const uint8_t *buf, size_t n, gmpc_hdr *h,
+                            size_t *consumed, int *status);
+
+/* Build a whole frame (header + payload) into out, capacity cap.  Returns
+ * the frame length or 0 if it does not fit / payload too big. */
+size_t gmpc_frame_build(const gmpc_hdr *h, const void *payload,
+                        uint8_t *out, size_t cap);
+
+/* ---- payload helpers: a bounded big-endian reader/writer ---- */
+typedef struct gmpc_wbuf {
+    uint8_t *p;
+    size_t cap, len;
+    bool overflow;
+} gmpc_wbuf;
+
+typedef struct gmpc_rbuf {
+    const uint8_t *p;
+    size_t len, off;
+    bool bad;
+} gmpc_rbuf;
+
+void gmpc_w_u8(gmpc_wbuf *w, uint8_t v);
+void gmpc_w_u16(gmpc_wbuf *w, uint16_t v);
+void gmpc_w_u32(gmpc_wbuf *w, uint32_t v);
+void gmpc_w_u64(gmpc_wbuf *w, uint64_t v);
+void gmpc_w_bytes(gmpc_wbuf *w, const void *p, size_t n);
+/* u16 length + bytes */
+void gmpc_w_blob(gmpc_wbuf *w, const void *p, size_t n);
+
+uint8_t gmpc_r_u8(gmpc_rbuf *r);
+uint16_t gmpc_r_u16(gmpc_rbuf *r);
+uint32_t gmpc_r_u32(gmpc_rbuf *r);
+uint64_t gmpc_r_u64(gmpc_rbuf *r);
+const uint8_t *gmpc_r_bytes(gmpc_rbuf *r, size_t n);
+/* u16 length + bytes, length must be <= max; returns pointer, sets *n. */
+const uint8_t *gmpc_r_blob(gmpc_rbuf *r, size_t max, size_t *n);
+/* true when the reader consumed exactly all bytes without error. */
+bool gmpc_r_done(const gmpc_rbuf *r);
+
+/* ---- message payloads ---- */
+
+/* AUTH: tenant name, client nonce, mac, flags(u8: 1 = join session),
+ * session id (u64, for joins). */
+typedef struct gmpc_auth {
+    char tenant[GMPC_MAX_NAME + 1];
+    uint8_t cnonce[GMPC_NONCE_LEN];
+    uint8_t mac[GMPC_MAC_LEN];
+    uint64_t session_id;    /* 0 = new session */
+} gmpc_auth;
+
+/* AUTH_OK: server proof, session id, vcm id, limits. */
+typedef struct gmpc_auth_ok {
+    uint8_t proof[GMPC_MAC_LEN];
+    uint64_t session_id;
+    uint32_t vcm;
+    uint32_t max_tasks;
+    uint32_t max_shard;
+    uint32_t window;
+} gmpc_auth_ok;
+
+/* OPEN payload: key handle (0 = none), key blob, iv blob, total length. */
+typedef struct gmpc_open {
+    uint32_t key_handle;
+    uint8_t key[64];
+    size_t key_len;
+    uint8_t iv[16];
+    size_t iv_len;
+    uint64_t total_len;
+} gmpc_open;
+
+/* KEY operations */
+typedef enum gmpc_key_op {
+    GMPC_KEY_IMPORT = 1,    /* type u16, flags u32, label blob, value blob */
+    GMPC_KEY_GENERATE = 2,  /* type u16, flags u32, label blob, len u32 */
+    GMPC_KEY_INFO = 3,      /* handle u32 */
+    GMPC_KEY_EXPORT = 4,    /* handle u32 */
+    GMPC_KEY_DESTROY = 5    /* handle u32 */
+} gmpc_key_op;
+
+int gmpc_auth_encode(const gmpc_auth *a, gmpc_wbuf *w);
+int gmpc_auth_decode(const uint8_t *p, size_t n, gmpc_auth *a);
+int gmpc_auth_ok_encode(const gmpc_auth_ok *a, gmpc_wbuf *w);
+int gmpc_auth_ok_decode(const uint8_t *p, size_t n, gmpc_auth_ok *a);
+int gmpc_open_encode(const gmpc_open *o, gmpc_wbuf *w);
+int gmpc_open_decode(const uint8_t *p, size_t n, gmpc_open *o);
+/* ERROR payload: UTF-8 message, at most GMPC_MAX_MSG bytes. */
+
+/* HMAC-SM3 transcripts for the challenge-response. */
+int gmpc_auth_mac(const uint8_t *secret, size_t secret_len,
+                  const char *tenant, const uint8_t snonce[GMPC_NONCE_LEN],
+                  const uint8_t cnonce[GMPC_NONCE_LEN], uint64_t session_id,
+                  uint8_t out[GMPC_MAC_LEN]);
+int gmpc_server_proof(const uint8_t *secret, size_t secret_len,
+                      const char *tenant,
+                      const uint8_t snonce[GMPC_NONCE_LEN],
+                      const uint8_t cnonce[GMPC_NONCE_LEN],
+                      uint8_t out[GMPC_MAC_LEN]);
+
+const char *gmpc_type_name(unsigned type);
+uint32_t gmpc_crc32(const void *p, size_t n);
+
+#endif

@@ -1,0 +1,61 @@
+/* Small shared helpers: crypto primitives over libcrypto's default
+ * provider, addresses, credentials files, hex, clocks. */
+#ifndef GMPC_UTIL_H
+#define GMPC_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/types.h>
+
+/* A library context with only the default provider loaded, so that daemon
+ * and client code never recurse into the gmpool provider. */
+OSSL_LIB_CTX *gmpc_libctx(void);
+
+int gmpc_hmac_sm3(const uint8_t *key, size_t key_len, const void *msg,
+                  size_t msg_len, uint8_t out[32]);
+int gmpc_random(void *buf, size_t n);
+
+uint64_t gmpc_now_ns(void);      /* CLOCK_MONOTONIC */
+uint64_t gmpc_wall_ms(void);     /* CLOCK_REALTIME */
+
+/* hex: returns bytes decoded or -1 */
+int gmpc_hex_decode(const char *hex, uint8_t *out, size_t cap);
+void gmpc_hex_encode(const uint8_t *in, size_t n, char *out /* 2n+1 */);
+
+/* "unix:PATH" or "tcp:HOST:PORT" */
+typedef struct gmpc_addr {
+    bool is_unix;
+    char path[108];
+    char host[64];
+    int port;
+} gmpc_addr;
+int gmpc_addr_parse(const char *s, gmpc_addr *a);
+
+/* Default data dir: $GMPOOL_DATA_DIR, $XDG_DATA_HOME/gmpool or
+ * $HOME/.local/share/gmpool. */
+int gmpc_default_data_dir(char *out, size_t cap);
+#define GMPC_DEFAULT_TCP_PORT 7805
+
+/* Credentials file (INI, mode 0600):
+ *   [gmpool]
+ *   server = unix:/path  (optional)
+ *   tenant = default
+ *   secret = 64 hex digits */
+typedef struct gmpc_creds {
+    char server[256];
+    char tenant[64];
+    uint8_t secret[32];
+    size_t secret_len;
+} gmpc_creds;
+int gmpc_creds_load(const char *path, gmpc_creds *c, char *err, size_t n);
+/* Writes atomically (temp file + rename), mode 0600. */
+int gmpc_creds_save(const char *path, const gmpc_creds *c, char *err,
+                    size_t n);
+
+/* snprintf that never overflows and reports truncation as false */
+bool gmpc_fmt(char *out, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

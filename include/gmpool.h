@@ -1,0 +1,182 @@
+/* gmpool client API: pooled SM3/SM4 through the gmpoold daemon.
+ *
+ * One process-wide background libuv loop thread owns every connection; the
+ * calls below may be made from any application thread.  A child process
+ * after fork() re-initialises lazily: handles and tasks created before the
+ * fork fail with GMP_ERR_FORKED, new ones work.
+ */
+#ifndef GMPOOL_H
+#define GMPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define GMPOOL_VERSION_STRING "0.1.0"
+
+#if defined(__GNUC__)
+#define GMP_API __attribute__((visibility("default")))
+#else
+#define GMP_API
+#endif
+
+/* Status codes.  The same numbers travel in reply frames (docs/protocol.md). */
+typedef enum gmp_status {
+    GMP_OK = 0,
+    GMP_ERR_PROTO = 1,        /* malformed frame or call out of protocol order */
+    GMP_ERR_AUTH = 2,         /* authentication failed */
+    GMP_ERR_NOAUTH = 3,       /* request before authentication */
+    GMP_ERR_REPLAY = 4,       /* task freshness value already used */
+    GMP_ERR_TOO_BIG = 5,      /* a length over its hard bound */
+    GMP_ERR_ALG = 6,          /* unknown or unsupported algorithm */
+    GMP_ERR_KEY = 7,          /* bad key, key length or key handle */
+    GMP_ERR_IV = 8,           /* bad IV length */
+    GMP_ERR_NO_TASK = 9,      /* unknown task id */
+    GMP_ERR_SEQ = 10,         /* shard sequence out of range or duplicated */
+    GMP_ERR_LIMIT = 11,       /* per-session limit (open tasks, buffered bytes) */
+    GMP_ERR_LENGTH = 12,      /* data length not valid for the mode */
+    GMP_ERR_NOT_FOUND = 13,   /* no such tenant, key or node */
+    GMP_ERR_EXISTS = 14,      /* already exists */
+    GMP_ERR_DENIED = 15,      /* not permitted (e.g. sensitive key value) */
+    GMP_ERR_SHUTDOWN = 16,    /* daemon is shutting down */
+    GMP_ERR_INTERNAL = 17,    /* daemon-side failure (libcrypto, SQLite) */
+    GMP_ERR_ARG = 18,         /* bad argument to a client call */
+    GMP_ERR_CONN = 19,        /* cannot reach the daemon / connection lost */
+    GMP_ERR_CONFIG = 20,      /* missing or unreadable credentials/config */
+    GMP_ERR_FORKED = 21,      /* object created in the parent before fork() */
+    GMP_ERR_STATE = 22,       /* call out of order (update after final ...) */
+    GMP_ERR_BUFFER = 23,      /* output buffer too small */
+    GMP_ERR_TIMEOUT = 24,     /* daemon did not answer in time */
+    GMP_ERR_NOMEM = 25,
+    GMP_ERR_MAX_
+} gmp_status;
+
+/* Algorithm identifiers (wire values). */
+typedef enum gmp_alg {
+    GMP_ALG_NONE = 0,
+    GMP_ALG_SM3 = 0x0001,
+    GMP_ALG_SM4_ECB = 0x0101,
+    GMP_ALG_SM4_CBC = 0x0102,
+    GMP_ALG_SM4_CTR = 0x0103,
+    GMP_ALG_SM4_OFB = 0x0104,
+    GMP_ALG_SM4_CFB = 0x0105,
+    GMP_ALG_RANDOM = 0x0F01
+} gmp_alg;
+
+/* Key types stored in a tenant's keystore. */
+typedef enum gmp_key_type {
+    GMP_KEY_GENERIC = 1,
+    GMP_KEY_SM4 = 2,
+    GMP_KEY_AES = 3
+} gmp_key_type;
+
+/* Key attribute flags. */
+#define GMP_KEYF_SENSITIVE   0x01u /* value never leaves the pool */
+#define GMP_KEYF_EXTRACTABLE 0x02u /* may be exported (wrapped) */
+#define GMP_KEYF_TOKEN       0x04u /* persists; else lives with the session */
+
+/* Task flags. */
+#define GMP_TASK_DECRYPT 0x01u /* cipher direction; encrypt when clear */
+#define GMP_TASK_PAD     0x02u /* PKCS#7 padding for ECB/CBC */
+
+#define GMP_SHARD_MIN (4u * 1024u)
+#define GMP_SHARD_MAX (1024u * 1024u)
+#define GMP_SHARD_DEFAULT (16u * 1024u)
+#define GMP_SM3_DIGEST_LEN 32u
+#define GMP_SM4_KEY_LEN 16u
+#define GMP_SM4_BLOCK 16u
+#define GMP_MAX_KEY_LEN 64u
+#define GMP_MAX_IV_LEN 16u
+
+typedef struct gmp_client gmp_client;
+typedef struct gmp_task gmp_task;
+
+/* Client options.  Zero/NULL fields take their defaults: server and
+ * credentials from GMPOOL_SERVER / GMPOOL_CREDENTIALS, else the daemon's
+ * default credentials file (which also names the server). */
+typedef struct gmp_options {
+    const char *server;        /* "unix:PATH" or "tcp:HOST:PORT" */
+    const char *credentials;   /* path of a credentials file */
+    const char *tenant;        /* tenant name, overrides the file */
+    const char *secret_hex;    /* tenant secret (hex), overrides the file */
+    unsigned connections;      /* sockets in the pool (default 4, max 16) */
+    unsigned shard_size;       /* bytes per shard, 4 KiB..1 MiB (default 16 KiB) */
+    unsigned window;           /* client window q cap in shards (default 32) */
+    unsigned timeout_ms;       /* per-reply timeout (default 30000) */
+} gmp_options;
+
+/* Per-task options. */
+typedef struct gmp_task_options {
+    uint8_t priority;          /* 0 = highest .. 7 = lowest (default 4) */
+    uint32_t deadline_ms;      /* 0 = none */
+    uint64_t total_len;        /* 0 = unknown */
+} gmp_task_options;
+
+GMP_API const char *gmp_strerror(int status);
+
+/* Open a client.  Connects lazily on first use; cheap to keep around. */
+GMP_API int gmp_client_open(gmp_client **out, const gmp_options *opt);
+GMP_API void gmp_client_close(gmp_client *c);
+/* Human-readable detail of the last error on this client (thread-local). */
+GMP_API const char *gmp_client_last_error(void);
+/* Connect and authenticate now (otherwise done on first task). */
+GMP_API int gmp_client_connect(gmp_client *c);
+
+/* Digest task (SM3).  update() copies the data and may return before the
+ * daemon has acknowledged it; final() waits for everything. */
+GMP_API int gmp_digest_open(gmp_client *c, gmp_alg alg, const gmp_task_options *o,
+                    gmp_task **out);
+/* Cipher task with an ephemeral key sent with the task, or with a stored
+ * key addressed by handle (key == NULL, key_len == 0). */
+GMP_API int gmp_cipher_open(gmp_client *c, gmp_alg alg, unsigned flags,
+                    const uint8_t *key, size_t key_len, uint32_t key_handle,
+                    const uint8_t *iv, size_t iv_len,
+                    const gmp_task_options *o, gmp_task **out);
+/* Digest: out/out_len unused (may be NULL).  Cipher: writes the output that
+ * is ready (whole blocks) to out; *out_len is its capacity on entry
+ * (at least in_len + 16) and the number of bytes written on return. */
+GMP_API int gmp_task_update(gmp_task *t, const void *in, size_t in_len,
+                    void *out, size_t *out_len);
+/* Digest: writes the digest.  Cipher: writes the last block(s). */
+GMP_API int gmp_task_final(gmp_task *t, void *out, size_t *out_len);
+/* Abort (if still open) and free. */
+GMP_API void gmp_task_free(gmp_task *t);
+/* Shards of this task sent but not yet answered, at most ever (test aid). */
+GMP_API unsigned gmp_task_max_inflight(const gmp_task *t);
+
+/* One-shot helpers. */
+GMP_API int gmp_digest(gmp_client *c, gmp_alg alg, const void *in, size_t len,
+               uint8_t out[GMP_SM3_DIGEST_LEN]);
+GMP_API int gmp_cipher(gmp_client *c, gmp_alg alg, unsigned flags,
+               const uint8_t *key, size_t key_len,
+               const uint8_t *iv, size_t iv_len,
+               const void *in, size_t in_len, void *out, size_t *out_len);
+GMP_API int gmp_random(gmp_client *c, void *buf, size_t len);
+
+/* Keystore of the tenant's VCM. */
+typedef struct gmp_key_info {
+    uint32_t handle;
+    uint16_t type;             /* gmp_key_type */
+    uint32_t len;              /* value length in bytes */
+    uint32_t flags;            /* GMP_KEYF_* */
+    char label[64];
+} gmp_key_info;
+
+GMP_API int gmp_key_import(gmp_client *c, uint16_t type, uint32_t flags,
+                   const char *label, const uint8_t *value, size_t len,
+                   uint32_t *handle);
+GMP_API int gmp_key_generate(gmp_client *c, uint16_t type, uint32_t flags,
+                     const char *label, size_t len, uint32_t *handle);
+GMP_API int gmp_key_get_info(gmp_client *c, uint32_t handle, gmp_key_info *info);
+/* Refused with GMP_ERR_DENIED for sensitive or non-extractable keys. */
+GMP_API int gmp_key_export(gmp_client *c, uint32_t handle, uint8_t *value,
+                   size_t *len);
+GMP_API int gmp_key_destroy(gmp_client *c, uint32_t handle);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

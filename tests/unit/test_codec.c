@@ -1,0 +1,285 @@
+/* Wire codec: round trips, truncated, oversize, garbage, interleaved. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "gmpool.h"
+#include "proto.h"
+
+static size_t make(uint8_t type, uint64_t task, uint32_t seq, const char *pl,
+                   uint8_t *out, size_t cap)
+{
+    gmpc_hdr h = {.type = type, .task_id = task, .seq = seq, .fresh = 77,
+                  .priority = 3, .alg = GMP_ALG_SM3, .window = 9,
+                  .deadline_ms = 1234, .len = (uint32_t)(pl ? strlen(pl) : 0)};
+    return gmpc_frame_build(&h, pl, out, cap);
+}
+
+static void roundtrip(void **state)
+{
+    (void)state;
+    uint8_t buf[256];
+    size_t n = make(GMPC_T_SHARD, 0x1122334455667788ull, 42, "hello", buf,
+                    sizeof buf);
+    assert_int_equal(n, GMPC_HDR_LEN + 5);
+    gmpc_hdr h;
+    size_t used;
+    int st;
+    assert_int_equal(gmpc_frame_parse(buf, n, &h, &used, &st), GMPC_FRAME);
+    assert_int_equal(used, n);
+    assert_int_equal(h.type, GMPC_T_SHARD);
+    assert_true(h.task_id == 0x1122334455667788ull);
+    assert_int_equal(h.seq, 42);
+    assert_int_equal(h.fresh, 77);
+    assert_int_equal(h.priority, 3);
+    assert_int_equal(h.alg, GMP_ALG_SM3);
+    assert_int_equal(h.window, 9);
+    assert_int_equal(h.deadline_ms, 1234);
+    assert_memory_equal(buf + GMPC_HDR_LEN, "hello", 5);
+}
+
+/* Every prefix of a frame asks for more and never reads past n. */
+static void truncated(void **state)
+{
+    (void)state;
+    uint8_t buf[256];
+    size_t n = make(GMPC_T_OPEN, 5, 0, "payload!", buf, sizeof buf);
+    for (size_t k = 0; k < n; k++) {
+        uint8_t *copy = malloc(k ? k : 1);
+        memcpy(copy, buf, k);
+        gmpc_hdr h;
+        size_t used = 99;
+        int st;
+        assert_int_equal(gmpc_frame_parse(copy, k, &h, &used, &st),
+                         GMPC_NEED_MORE);
+        assert_int_equal(used, 0);
+        free(copy);
+    }
+}
+
+static void oversize(void **state)
+{
+    (void)state;
+    uint8_t buf[GMPC_HDR_LEN];
+    gmpc_hdr h = {.type = GMPC_T_SHARD, .len = GMPC_MAX_PAYLOAD + 1};
+    gmpc_hdr_encode(&h, buf);
+    size_t used;
+    int st;
+    gmpc_hdr out;
+    assert_int_equal(gmpc_frame_parse(buf, sizeof buf, &out, &used, &st),
+                     GMPC_BAD);
+    assert_int_equal(st, GMP_ERR_TOO_BIG);
+    /* build refuses too */
+    uint8_t big[64];
+    assert_int_equal(gmpc_frame_build(&h, NULL, big, sizeof big), 0);
+    /* payload that does not fit the caller's buffer */
+    h.len = 100;
+    assert_int_equal(gmpc_frame_build(&h, big, big, sizeof big), 0);
+}
+
+static void bad_type_and_version(void **state)
+{
+    (void)state;
+    uint8_t buf[GMPC_HDR_LEN];
+    gmpc_hdr h = {.type = GMPC_T_MAX_};
+    gmpc_hdr_encode(&h, buf);
+    gmpc_hdr out;
+    size_t used;
+    int st;
+    assert_int_equal(gmpc_frame_parse(buf, sizeof buf, &out, &used, &st),
+                     GMPC_BAD);
+    assert_int_equal(st, GMP_ERR_PROTO);
+    h.type = GMPC_T_PING;
+    gmpc_hdr_encode(&h, buf);
+    buf[4] = 2; /* version */
+    /* the CRC no longer matches: not a header at all */
+    assert_int_equal(gmpc_frame_parse(buf, sizeof buf, &out, &used, &st),
+                     GMPC_SKIP);
+}
+
+/* Garbage before a frame is skipped, including a fake magic with a bad
+ * CRC, and the real frame behind it is found. */
+static void garbage_resync(void **state)
+{
+    (void)state;
+    uint8_t buf[512];
+    size_t g = 0;
+    memcpy(buf, "junk", 4);
+    g += 4;
+    memcpy(buf + g, "GMPF", 4); /* stray magic */
+    memset(buf + g + 4, 0xAB, 60);
+    g += 64;
+    size_t n = make(GMPC_T_PING, 9, 1, "x", buf + g, sizeof buf - g);
+    size_t off = 0, skipped = 0;
+    gmpc_hdr h;
+    for (;;) {
+        size_t used;
+        int st;
+        gmpc_parse r = gmpc_frame_parse(buf + off, g + n - off, &h, &used, &st);
+        if (r == GMPC_SKIP) {
+            assert_true(used > 0);
+            off += used;
+            skipped += used;
+            continue;
+        }
+        assert_int_equal(r, GMPC_FRAME);
+        break;
+    }
+    assert_int_equal(skipped, g);
+    assert_int_equal(h.type, GMPC_T_PING);
+    assert_true(h.task_id == 9);
+}
+
+static void random_garbage_never_crashes(void **state)
+{
+    (void)state;
+    uint8_t buf[4096];
+    srand(1);
+    for (int round = 0; round < 2000; round++) {
+        size_t n = (size_t)(rand() % (int)sizeof buf);
+        for (size_t i = 0; i < n; i++)
+            buf[i] = (uint8_t)rand();
+        size_t off = 0;
+        while (off < n) {
+            gmpc_hdr h;
+            size_t used;
+            int st;
+            gmpc_parse r = gmpc_frame_parse(buf + off, n - off, &h, &used, &st);
+            if (r == GMPC_NEED_MORE || r == GMPC_BAD)
+                break;
+            assert_true(used > 0 && used <= n - off);
+            off += used;
+        }
+    }
+}
+
+/* Two frames back to back, fed in odd-sized chunks, come out intact. */
+static void interleaved_chunks(void **state)
+{
+    (void)state;
+    uint8_t stream[1024], acc[1024];
+    size_t n1 = make(GMPC_T_SHARD, 1, 0, "first-frame", stream, sizeof stream);
+    size_t n2 = make(GMPC_T_SHARD, 2, 1, "second", stream + n1,
+                     sizeof stream - n1);
+    size_t total = n1 + n2, have = 0, fed = 0;
+    int frames = 0;
+    while (fed < total || have) {
+        size_t chunk = fed < total ? (fed % 7) + 1 : 0;
+        if (chunk > total - fed)
+            chunk = total - fed;
+        memcpy(acc + have, stream + fed, chunk);
+        have += chunk;
+        fed += chunk;
+        gmpc_hdr h;
+        size_t used;
+        int st;
+        gmpc_parse r = gmpc_frame_parse(acc, have, &h, &used, &st);
+        if (r == GMPC_FRAME) {
+            frames++;
+            assert_true(h.task_id == (uint64_t)frames);
+            memmove(acc, acc + used, have - used);
+            have -= used;
+        } else {
+            assert_int_equal(r, GMPC_NEED_MORE);
+            if (fed == total)
+                break;
+        }
+    }
+    assert_int_equal(frames, 2);
+}
+
+static void payload_codecs(void **state)
+{
+    (void)state;
+    uint8_t buf[512];
+    gmpc_wbuf w = {buf, sizeof buf, 0, false};
+    gmpc_auth a = {.tenant = "alice", .session_id = 7};
+    memset(a.cnonce, 1, sizeof a.cnonce);
+    memset(a.mac, 2, sizeof a.mac);
+    assert_int_equal(gmpc_auth_encode(&a, &w), GMP_OK);
+    gmpc_auth b;
+    assert_int_equal(gmpc_auth_decode(buf, w.len, &b), GMP_OK);
+    assert_string_equal(b.tenant, "alice");
+    assert_true(b.session_id == 7);
+    /* truncated and trailing bytes are refused */
+    assert_int_equal(gmpc_auth_decode(buf, w.len - 1, &b), GMP_ERR_PROTO);
+    assert_int_equal(gmpc_auth_decode(buf, w.len + 1, &b), GMP_ERR_PROTO);
+    /* tenant name with a control character */
+    buf[2] = '\n';
+    assert_int_equal(gmpc_auth_decode(buf, w.len, &b), GMP_ERR_PROTO);
+
+    gmpc_open o = {.key_handle = 0, .key_len = 16, .iv_len = 16,
+                   .total_len = 1ull << 40};
+    memset(o.key, 3, 16);
+    w = (gmpc_wbuf){buf, sizeof buf, 0, false};
+    assert_int_equal(gmpc_open_encode(&o, &w), GMP_OK);
+    gmpc_open p;
+    assert_int_equal(gmpc_open_decode(buf, w.len, &p), GMP_OK);
+    assert_int_equal(p.key_len, 16);
+    assert_true(p.total_len == 1ull << 40);
+    /* a key blob longer than any key */
+    buf[4] = 0;
+    buf[5] = 65;
+    assert_int_equal(gmpc_open_decode(buf, w.len, &p), GMP_ERR_PROTO);
+}
+
+static void writer_overflow(void **state)
+{
+    (void)state;
+    uint8_t buf[6];
+    gmpc_wbuf w = {buf, sizeof buf, 0, false};
+    gmpc_w_u32(&w, 1);
+    gmpc_w_u32(&w, 2);
+    assert_true(w.overflow);
+    assert_int_equal(w.len, 4);
+}
+
+/* The client MAC and the server proof differ and bind each input. */
+static void auth_macs(void **state)
+{
+    (void)state;
+    uint8_t secret[32] = {1}, sn[32] = {2}, cn[32] = {3};
+    uint8_t m1[32], m2[32], m3[32], proof[32];
+    assert_int_equal(gmpc_auth_mac(secret, 32, "t", sn, cn, 0, m1), GMP_OK);
+    assert_int_equal(gmpc_auth_mac(secret, 32, "t", sn, cn, 1, m2), GMP_OK);
+    assert_int_equal(gmpc_auth_mac(secret, 32, "u", sn, cn, 0, m3), GMP_OK);
+    assert_int_equal(gmpc_server_proof(secret, 32, "t", sn, cn, proof), GMP_OK);
+    assert_memory_not_equal(m1, m2, 32);
+    assert_memory_not_equal(m1, m3, 32);
+    assert_memory_not_equal(m1, proof, 32);
+    uint8_t again[32];
+    gmpc_auth_mac(secret, 32, "t", sn, cn, 0, again);
+    assert_memory_equal(m1, again, 32);
+}
+
+static void strerror_total(void **state)
+{
+    (void)state;
+    for (int i = 0; i < GMP_ERR_MAX_; i++)
+        assert_string_not_equal(gmp_strerror(i), "unknown error");
+    assert_string_equal(gmp_strerror(-1), "unknown error");
+    assert_string_equal(gmp_strerror(GMP_ERR_MAX_), "unknown error");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(roundtrip),
+        cmocka_unit_test(truncated),
+        cmocka_unit_test(oversize),
+        cmocka_unit_test(bad_type_and_version),
+        cmocka_unit_test(garbage_resync),
+        cmocka_unit_test(random_garbage_never_crashes),
+        cmocka_unit_test(interleaved_chunks),
+        cmocka_unit_test(payload_codecs),
+        cmocka_unit_test(writer_overflow),
+        cmocka_unit_test(auth_macs),
+        cmocka_unit_test(strerror_total),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

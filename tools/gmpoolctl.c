@@ -1,0 +1,175 @@
+/* gmpoolctl: administer a running gmpoold over its owner-only admin
+ * socket.  Commands are passed through; the daemon formats the reply. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "gmpool.h"
+#include "proto.h"
+#include "util.h"
+
+static const char usage[] =
+    "usage: gmpoolctl [--admin unix:PATH] [-o FILE] COMMAND\n"
+    "  tenant add NAME        create a tenant; prints (or -o writes, mode 0600)\n"
+    "                         its credentials file\n"
+    "  tenant list | tenant remove NAME\n"
+    "  node list | node assign NODE VCM | node unassign NODE\n"
+    "  queue show | queue threshold LEVEL COUNT [WAIT_MS [VCM]]\n"
+    "  status [-w SECONDS]    live table of nodes, VCMs, queues, bytes/s\n"
+    "  ping\n"
+    "The admin socket defaults to DATA_DIR/admin.sock (GMPOOL_DATA_DIR).\n";
+
+static int connect_admin(const char *addr)
+{
+    gmpc_addr a;
+    if (gmpc_addr_parse(addr, &a) != GMP_OK || !a.is_unix) {
+        fprintf(stderr, "gmpoolctl: admin address must be unix:PATH\n");
+        return -1;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    snprintf(sun.sun_path, sizeof sun.sun_path, "%s", a.path);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
+        fprintf(stderr, "gmpoolctl: cannot connect to %s: %s\n", a.path,
+                strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Sends argv as one ADMIN frame and reads the reply frame. */
+static int request(int fd, int argc, char **argv, gmpc_hdr *h, uint8_t **reply)
+{
+    static uint8_t buf[GMPC_HDR_LEN + GMPC_MAX_PAYLOAD];
+    uint8_t payload[4096];
+    size_t len = 0;
+    for (int i = 0; i < argc; i++) {
+        size_t n = strlen(argv[i]) + 1;
+        if (len + n > sizeof payload - 1)
+            return GMP_ERR_TOO_BIG;
+        memcpy(payload + len, argv[i], n);
+        len += n;
+    }
+    gmpc_hdr q = {.type = GMPC_T_ADMIN, .len = (uint32_t)len};
+    size_t flen = gmpc_frame_build(&q, payload, buf, sizeof buf);
+    if (!flen || write_all(fd, buf, flen) < 0)
+        return GMP_ERR_CONN;
+    size_t have = 0, used;
+    for (;;) {
+        int st;
+        gmpc_parse r = gmpc_frame_parse(buf, have, h, &used, &st);
+        if (r == GMPC_FRAME)
+            break;
+        if (r != GMPC_NEED_MORE)
+            return GMP_ERR_PROTO;
+        ssize_t n = read(fd, buf + have, sizeof buf - have);
+        if (n <= 0)
+            return GMP_ERR_CONN;
+        have += (size_t)n;
+    }
+    *reply = buf + GMPC_HDR_LEN;
+    return GMP_OK;
+}
+
+static int save_private(const char *path, const uint8_t *p, size_t n)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 || write_all(fd, p, n) < 0 || close(fd) < 0) {
+        fprintf(stderr, "gmpoolctl: cannot write %s: %s\n", path,
+                strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+static int run(const char *admin, const char *out_file, int argc, char **argv)
+{
+    int fd = connect_admin(admin);
+    if (fd < 0)
+        return 1;
+    gmpc_hdr h;
+    uint8_t *reply;
+    int rc = request(fd, argc, argv, &h, &reply);
+    close(fd);
+    if (rc != GMP_OK) {
+        fprintf(stderr, "gmpoolctl: %s\n", gmp_strerror(rc));
+        return 1;
+    }
+    if (h.type == GMPC_T_ERROR || h.status != GMP_OK) {
+        fprintf(stderr, "gmpoolctl: %s: %.*s", gmp_strerror(h.status),
+                (int)h.len, reply);
+        return 1;
+    }
+    if (out_file)
+        return save_private(out_file, reply, h.len);
+    fwrite(reply, 1, h.len, stdout);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"admin", required_argument, NULL, 'a'},
+        {"out", required_argument, NULL, 'o'},
+        {"watch", required_argument, NULL, 'w'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    char admin[PATH_MAX + 16] = "", dir[PATH_MAX];
+    const char *out_file = NULL;
+    int watch = 0, c;
+    while ((c = getopt_long(argc, argv, "+a:o:w:h", opts, NULL)) != -1) {
+        if (c == 'a')
+            snprintf(admin, sizeof admin, "%s", optarg);
+        else if (c == 'o')
+            out_file = optarg;
+        else if (c == 'w')
+            watch = atoi(optarg);
+        else {
+            fputs(usage, c == 'h' ? stdout : stderr);
+            return c == 'h' ? 0 : 2;
+        }
+    }
+    if (optind >= argc) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    if (!admin[0]) {
+        if (gmpc_default_data_dir(dir, sizeof dir) != GMP_OK) {
+            fprintf(stderr, "gmpoolctl: set --admin or GMPOOL_DATA_DIR\n");
+            return 2;
+        }
+        snprintf(admin, sizeof admin, "unix:%s/admin.sock", dir);
+    }
+    for (;;) {
+        if (watch > 0)
+            fputs("\033[H\033[2J", stdout);
+        int rc = run(admin, out_file, argc - optind, argv + optind);
+        if (rc || watch <= 0)
+            return rc;
+        fflush(stdout);
+        sleep((unsigned)watch);
+    }
+}
