@@ -1,0 +1,565 @@
+/* The client pipeline against a live gmpoold: known answers (GB/T 32905,
+ * GB/T 32907), differential tests against in-process libcrypto with random
+ * lengths, shard sizes and split points, the R16 window really keeping
+ * several shards in flight, keys by handle, threads, fork, and a daemon
+ * restart in the middle of a job. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "gmpool.h"
+#include "harness.h"
+#include "util.h"
+
+static gmpt_daemon *g_d;
+static uint64_t g_seed = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rnd(void)
+{
+    g_seed ^= g_seed << 13;
+    g_seed ^= g_seed >> 7;
+    g_seed ^= g_seed << 17;
+    return g_seed;
+}
+
+static uint8_t *random_bytes(size_t n)
+{
+    uint8_t *p = malloc(n ? n : 1);
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)rnd();
+    return p;
+}
+
+static gmp_client *client(unsigned shard)
+{
+    gmp_options o = gmpt_options(g_d);
+    o.shard_size = shard;
+    gmp_client *c;
+    assert_int_equal(gmp_client_open(&c, &o), GMP_OK);
+    return c;
+}
+
+static void hex(const char *h, uint8_t *out, size_t n)
+{
+    assert_int_equal(gmpc_hex_decode(h, out, n), (int)n);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    const char *s = getenv("GMPT_SEED");
+    if (s)
+        g_seed = strtoull(s, NULL, 0);
+    fprintf(stderr, "seed 0x%llx (set GMPT_SEED to repeat)\n",
+            (unsigned long long)g_seed);
+    g_d = gmpt_start(NULL);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    gmpt_stop(g_d);
+    return 0;
+}
+
+/* ---- known answers ---- */
+
+static void kat_sm3(void **state)
+{
+    (void)state;
+    gmp_client *c = client(0);
+    uint8_t md[32], want[32];
+    assert_int_equal(gmp_digest(c, GMP_ALG_SM3, "abc", 3, md), GMP_OK);
+    hex("66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0",
+        want, 32);
+    assert_memory_equal(md, want, 32);
+    char m[65] = "";
+    for (int i = 0; i < 16; i++)
+        strcat(m, "abcd");
+    assert_int_equal(gmp_digest(c, GMP_ALG_SM3, m, 64, md), GMP_OK);
+    hex("debe9ff92275b8a138604889c18e5a4d6fdb70e5387e5765293dcba39c0c5732",
+        want, 32);
+    assert_memory_equal(md, want, 32);
+    gmp_client_close(c);
+}
+
+static void kat_sm4(void **state)
+{
+    (void)state;
+    gmp_client *c = client(0);
+    uint8_t key[16], want[16], out[48];
+    size_t n = sizeof out;
+    hex("0123456789abcdeffedcba9876543210", key, 16);
+    hex("681edf34d206965e86b3e94f536e4246", want, 16);
+    assert_int_equal(gmp_cipher(c, GMP_ALG_SM4_ECB, 0, key, 16, NULL, 0, key,
+                                16, out, &n),
+                     GMP_OK);
+    assert_int_equal(n, 16);
+    assert_memory_equal(out, want, 16);
+    n = sizeof out;
+    assert_int_equal(gmp_cipher(c, GMP_ALG_SM4_ECB, GMP_TASK_DECRYPT, key, 16,
+                                NULL, 0, want, 16, out, &n),
+                     GMP_OK);
+    assert_memory_equal(out, key, 16);
+    gmp_client_close(c);
+}
+
+/* GB/T 32907's 1 000 000-round example: E^1000000(P).  CBC with a zero IV
+ * over P followed by zero blocks computes exactly that chain, so the whole
+ * million rounds run in the pool as one sharded, serial task. */
+static void kat_sm4_million(void **state)
+{
+    (void)state;
+    const size_t rounds = 1000000, len = rounds * 16;
+    gmp_client *c = client(256 * 1024);
+    uint8_t key[16], want[16], iv[16] = {0};
+    hex("0123456789abcdeffedcba9876543210", key, 16);
+    hex("595298c7c6fd271f0402f804c33d3f66", want, 16);
+    uint8_t *in = calloc(1, len), *out = malloc(len + 32);
+    assert_non_null(in);
+    assert_non_null(out);
+    memcpy(in, key, 16);
+    size_t n = len + 32;
+    assert_int_equal(gmp_cipher(c, GMP_ALG_SM4_CBC, 0, key, 16, iv, 16, in,
+                                len, out, &n),
+                     GMP_OK);
+    assert_int_equal(n, len);
+    assert_memory_equal(out + len - 16, want, 16);
+    free(in);
+    free(out);
+    gmp_client_close(c);
+}
+
+/* ---- differential against in-process libcrypto ---- */
+
+typedef struct alg_case {
+    gmp_alg alg;
+    const char *name;
+    bool iv, pad;
+} alg_case;
+
+static const alg_case g_algs[] = {
+    {GMP_ALG_SM4_ECB, "SM4-ECB", false, true},
+    {GMP_ALG_SM4_CBC, "SM4-CBC", true, true},
+    {GMP_ALG_SM4_CBC, "SM4-CBC", true, false},
+    {GMP_ALG_SM4_CTR, "SM4-CTR", true, false},
+    {GMP_ALG_SM4_OFB, "SM4-OFB", true, false},
+    {GMP_ALG_SM4_CFB, "SM4-CFB", true, false},
+};
+
+static size_t ref_cipher(const alg_case *a, int enc, const uint8_t *key,
+                         const uint8_t *iv, const uint8_t *in, size_t len,
+                         uint8_t *out)
+{
+    EVP_CIPHER *ci = EVP_CIPHER_fetch(NULL, a->name, "provider=default");
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int l1 = 0, l2 = 0;
+    assert_true(EVP_CipherInit_ex2(ctx, ci, key, a->iv ? iv : NULL, enc, NULL));
+    EVP_CIPHER_CTX_set_padding(ctx, a->pad);
+    assert_true(EVP_CipherUpdate(ctx, out, &l1, in, (int)len));
+    assert_true(EVP_CipherFinal_ex(ctx, out + l1, &l2));
+    EVP_CIPHER_CTX_free(ctx);
+    EVP_CIPHER_free(ci);
+    return (size_t)(l1 + l2);
+}
+
+/* Runs a cipher task with the input split at random points. */
+static size_t pool_cipher(gmp_client *c, const alg_case *a, unsigned flags,
+                          const uint8_t *key, const uint8_t *iv,
+                          const uint8_t *in, size_t len, uint8_t *out)
+{
+    gmp_task *t;
+    gmp_task_options o = {.priority = (uint8_t)(rnd() % 8)};
+    assert_int_equal(gmp_cipher_open(c, a->alg, flags, key, 16, 0, iv,
+                                     a->iv ? 16 : 0, &o, &t),
+                     GMP_OK);
+    size_t off = 0, outl = 0;
+    while (off < len) {
+        size_t n = 1 + (size_t)(rnd() % (len - off));
+        if (rnd() % 4 == 0)
+            n = len - off;
+        size_t cap = n + 16;
+        assert_int_equal(gmp_task_update(t, in + off, n, out + outl, &cap),
+                         GMP_OK);
+        off += n;
+        outl += cap;
+    }
+    size_t cap = 32;
+    assert_int_equal(gmp_task_final(t, out + outl, &cap), GMP_OK);
+    gmp_task_free(t);
+    return outl + cap;
+}
+
+static size_t pick_len(int i, size_t max)
+{
+    static const size_t edges[] = {0, 1, 15, 16, 17, 4095, 4096, 16384,
+                                   16385, 65536 + 7};
+    if (i < (int)(sizeof edges / sizeof *edges))
+        return edges[i];
+    return (size_t)(rnd() % max);
+}
+
+static void diff_cipher(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 22; i++) {
+        const alg_case *a = &g_algs[i % 6];
+        unsigned shard = GMP_SHARD_MIN << (rnd() % 9); /* 4 KiB..1 MiB */
+        gmp_client *c = client(shard);
+        size_t len = pick_len(i, 6u << 20);
+        if (!a->pad && (a->alg == GMP_ALG_SM4_CBC || a->alg == GMP_ALG_SM4_ECB))
+            len &= ~(size_t)15;
+        uint8_t *key = random_bytes(16), *iv = random_bytes(16);
+        uint8_t *in = random_bytes(len), *ref = malloc(len + 32),
+                *got = malloc(len + 64), *back = malloc(len + 64);
+        size_t rl = ref_cipher(a, 1, key, iv, in, len, ref);
+        unsigned pad = a->pad ? GMP_TASK_PAD : 0;
+        size_t gl = pool_cipher(c, a, pad, key, iv, in, len, got);
+        assert_int_equal(gl, rl);
+        assert_memory_equal(got, ref, rl);
+        size_t bl = pool_cipher(c, a, pad | GMP_TASK_DECRYPT, key, iv, ref, rl,
+                                back);
+        assert_int_equal(bl, len);
+        assert_memory_equal(back, in, len);
+        free(key), free(iv), free(in), free(ref), free(got), free(back);
+        gmp_client_close(c);
+    }
+}
+
+static void diff_sm3(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 16; i++) {
+        unsigned shard = GMP_SHARD_MIN << (rnd() % 9);
+        gmp_client *c = client(shard);
+        size_t len = pick_len(i, 8u << 20);
+        uint8_t *in = random_bytes(len), ref[32], md[32];
+        unsigned mdl;
+        assert_true(EVP_Digest(in, len, ref, &mdl, EVP_sm3(), NULL));
+        gmp_task *t;
+        assert_int_equal(gmp_digest_open(c, GMP_ALG_SM3, NULL, &t), GMP_OK);
+        for (size_t off = 0; off < len;) {
+            size_t n = 1 + (size_t)(rnd() % (len - off));
+            assert_int_equal(gmp_task_update(t, in + off, n, NULL, NULL),
+                             GMP_OK);
+            off += n;
+        }
+        size_t n = 32;
+        assert_int_equal(gmp_task_final(t, md, &n), GMP_OK);
+        assert_memory_equal(md, ref, 32);
+        gmp_task_free(t);
+        free(in);
+        gmp_client_close(c);
+    }
+}
+
+/* 64 MB each way, the largest size the issue names. */
+static void diff_64mb(void **state)
+{
+    (void)state;
+    const size_t len = 64u << 20;
+    gmp_client *c = client(0);
+    uint8_t *in = random_bytes(len), ref[32], md[32];
+    unsigned mdl;
+    assert_true(EVP_Digest(in, len, ref, &mdl, EVP_sm3(), NULL));
+    assert_int_equal(gmp_digest(c, GMP_ALG_SM3, in, len, md), GMP_OK);
+    assert_memory_equal(md, ref, 32);
+    uint8_t key[16] = {1}, iv[16] = {2};
+    uint8_t *out = malloc(len + 32), *want = malloc(len + 32);
+    size_t n = len + 32;
+    size_t wl = ref_cipher(&g_algs[3], 1, key, iv, in, len, want);
+    assert_int_equal(gmp_cipher(c, GMP_ALG_SM4_CTR, 0, key, 16, iv, 16, in,
+                                len, out, &n),
+                     GMP_OK);
+    assert_int_equal(n, wl);
+    assert_memory_equal(out, want, wl);
+    free(in), free(out), free(want);
+    gmp_client_close(c);
+}
+
+/* R15/R16: a large task really has several shards in flight at once. */
+static void window_in_flight(void **state)
+{
+    (void)state;
+    gmp_client *c = client(GMP_SHARD_MIN);
+    size_t len = 8u << 20;
+    uint8_t *in = random_bytes(len), md[32];
+    gmp_task *t;
+    assert_int_equal(gmp_digest_open(c, GMP_ALG_SM3, NULL, &t), GMP_OK);
+    assert_int_equal(gmp_task_update(t, in, len, NULL, NULL), GMP_OK);
+    size_t n = 32;
+    assert_int_equal(gmp_task_final(t, md, &n), GMP_OK);
+    fprintf(stderr, "max shards in flight: %u\n", gmp_task_max_inflight(t));
+    assert_true(gmp_task_max_inflight(t) >= 4);
+    gmp_task_free(t);
+    free(in);
+    gmp_client_close(c);
+}
+
+static void random_bytes_pool(void **state)
+{
+    (void)state;
+    gmp_client *c = client(0);
+    size_t n = 200000;
+    uint8_t *a = calloc(1, n), *b = calloc(1, n), *z = calloc(1, n);
+    assert_int_equal(gmp_random(c, a, n), GMP_OK);
+    assert_int_equal(gmp_random(c, b, n), GMP_OK);
+    assert_memory_not_equal(a, z, n);
+    assert_memory_not_equal(a, b, n);
+    free(a), free(b), free(z);
+    gmp_client_close(c);
+}
+
+static void keys_by_handle(void **state)
+{
+    (void)state;
+    gmp_client *c = client(0);
+    uint8_t key[16], want[16], out[48], val[64];
+    hex("0123456789abcdeffedcba9876543210", key, 16);
+    hex("681edf34d206965e86b3e94f536e4246", want, 16);
+    uint32_t h;
+    assert_int_equal(gmp_key_import(c, GMP_KEY_SM4,
+                                    GMP_KEYF_SENSITIVE | GMP_KEYF_TOKEN, "kat",
+                                    key, 16, &h),
+                     GMP_OK);
+    gmp_key_info info;
+    assert_int_equal(gmp_key_get_info(c, h, &info), GMP_OK);
+    assert_int_equal(info.type, GMP_KEY_SM4);
+    assert_int_equal(info.len, 16);
+    assert_string_equal(info.label, "kat");
+    gmp_task *t;
+    assert_int_equal(gmp_cipher_open(c, GMP_ALG_SM4_ECB, 0, NULL, 0, h, NULL,
+                                     0, NULL, &t),
+                     GMP_OK);
+    size_t n = sizeof out, f = 32;
+    assert_int_equal(gmp_task_update(t, key, 16, out, &n), GMP_OK);
+    assert_int_equal(gmp_task_final(t, out + n, &f), GMP_OK);
+    assert_int_equal(n + f, 16);
+    assert_memory_equal(out, want, 16);
+    gmp_task_free(t);
+    size_t vl = sizeof val;
+    assert_int_equal(gmp_key_export(c, h, val, &vl), GMP_ERR_DENIED);
+    uint32_t g;
+    assert_int_equal(gmp_key_generate(c, GMP_KEY_AES, GMP_KEYF_EXTRACTABLE,
+                                      "gen", 32, &g),
+                     GMP_OK);
+    vl = sizeof val;
+    assert_int_equal(gmp_key_export(c, g, val, &vl), GMP_OK);
+    assert_int_equal(vl, 32);
+    assert_int_equal(gmp_key_destroy(c, h), GMP_OK);
+    assert_int_equal(gmp_cipher_open(c, GMP_ALG_SM4_ECB, 0, NULL, 0, h, NULL,
+                                     0, NULL, &t),
+                     GMP_ERR_KEY);
+    assert_int_equal(gmp_key_get_info(c, h, &info), GMP_ERR_NOT_FOUND);
+    gmp_client_close(c);
+}
+
+static void bad_calls(void **state)
+{
+    (void)state;
+    gmp_client *c = client(0);
+    gmp_task *t;
+    uint8_t key[16] = {0}, buf[64];
+    size_t n;
+    assert_int_equal(gmp_cipher_open(c, GMP_ALG_SM4_CBC, 0, key, 15, 0, key,
+                                     16, NULL, &t),
+                     GMP_ERR_KEY);
+    assert_true(strlen(gmp_client_last_error()) > 0);
+    assert_int_equal(gmp_cipher_open(c, GMP_ALG_SM4_CBC, 0, key, 16, 0, key,
+                                     8, NULL, &t),
+                     GMP_ERR_IV);
+    assert_int_equal(gmp_cipher_open(c, (gmp_alg)0x4242, 0, key, 16, 0, NULL,
+                                     0, NULL, &t),
+                     GMP_ERR_ALG);
+    assert_int_equal(gmp_digest_open(c, GMP_ALG_SM3, NULL, NULL), GMP_ERR_ARG);
+    assert_int_equal(gmp_digest_open(NULL, GMP_ALG_SM3, NULL, &t),
+                     GMP_ERR_ARG);
+    assert_int_equal(gmp_task_update(NULL, buf, 1, NULL, NULL), GMP_ERR_ARG);
+    /* unaligned CBC without padding fails at final with a length error */
+    assert_int_equal(gmp_cipher_open(c, GMP_ALG_SM4_CBC, 0, key, 16, 0, key,
+                                     16, NULL, &t),
+                     GMP_OK);
+    n = 4; /* too small for in_len + 16 */
+    assert_int_equal(gmp_task_update(t, buf, 20, buf, &n), GMP_ERR_BUFFER);
+    n = sizeof buf;
+    assert_int_equal(gmp_task_update(t, buf, 20, buf, &n), GMP_OK);
+    n = sizeof buf;
+    assert_int_equal(gmp_task_final(t, buf, &n), GMP_ERR_LENGTH);
+    gmp_task_free(t);
+    /* calls out of order */
+    assert_int_equal(gmp_digest_open(c, GMP_ALG_SM3, NULL, &t), GMP_OK);
+    n = 32;
+    assert_int_equal(gmp_task_final(t, buf, &n), GMP_OK);
+    assert_int_equal(gmp_task_update(t, buf, 1, NULL, NULL), GMP_ERR_STATE);
+    assert_int_equal(gmp_task_final(t, buf, &n), GMP_ERR_STATE);
+    gmp_task_free(t);
+    gmp_options o = gmpt_options(g_d);
+    gmp_client *c2;
+    o.shard_size = 1000;
+    assert_int_equal(gmp_client_open(&c2, &o), GMP_ERR_ARG);
+    assert_null(c2);
+    o = gmpt_options(g_d);
+    o.credentials = "/nonexistent/credentials";
+    assert_int_equal(gmp_client_open(&c2, &o), GMP_ERR_CONFIG);
+    assert_true(strstr(gmp_client_last_error(), "/nonexistent") != NULL);
+    gmp_client_close(c);
+}
+
+typedef struct thread_arg {
+    int idx;
+    int failures;
+} thread_arg;
+
+static void *digest_thread(void *p)
+{
+    thread_arg *a = p;
+    gmp_options o = gmpt_options(g_d);
+    gmp_client *c;
+    if (gmp_client_open(&c, &o) != GMP_OK) {
+        a->failures++;
+        return NULL;
+    }
+    size_t len = (size_t)(a->idx + 1) * 1000003;
+    uint8_t *in = malloc(len), ref[32], md[32];
+    for (size_t i = 0; i < len; i++)
+        in[i] = (uint8_t)(i * 31 + (size_t)a->idx);
+    unsigned mdl;
+    EVP_Digest(in, len, ref, &mdl, EVP_sm3(), NULL);
+    for (int r = 0; r < 3; r++)
+        if (gmp_digest(c, GMP_ALG_SM3, in, len, md) != GMP_OK ||
+            memcmp(md, ref, 32) != 0)
+            a->failures++;
+    free(in);
+    gmp_client_close(c);
+    return NULL;
+}
+
+static void threads(void **state)
+{
+    (void)state;
+    pthread_t th[8];
+    thread_arg args[8];
+    for (int i = 0; i < 8; i++) {
+        args[i] = (thread_arg){i, 0};
+        pthread_create(&th[i], NULL, digest_thread, &args[i]);
+    }
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(args[i].failures, 0);
+    }
+}
+
+/* The child re-initialises: its own loop and sockets, the parent's are
+ * untouched, and the parent's task refuses to run in the child. */
+static void fork_child(void **state)
+{
+    (void)state;
+    gmp_client *c = client(0);
+    uint8_t md[32];
+    assert_int_equal(gmp_digest(c, GMP_ALG_SM3, "abc", 3, md), GMP_OK);
+    gmp_task *t;
+    assert_int_equal(gmp_digest_open(c, GMP_ALG_SM3, NULL, &t), GMP_OK);
+    pid_t pid = fork();
+    if (pid == 0) {
+        uint8_t m2[32];
+        int ok = gmp_task_update(t, "x", 1, NULL, NULL) == GMP_ERR_FORKED &&
+                 gmp_digest(c, GMP_ALG_SM3, "abc", 3, m2) == GMP_OK &&
+                 memcmp(md, m2, 32) == 0;
+        gmp_task_free(t);
+        gmp_client_close(c);
+        _exit(ok ? 0 : 1);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    /* the parent's task and connections still work */
+    size_t n = 32;
+    uint8_t m3[32], ref[32];
+    unsigned rl;
+    assert_int_equal(gmp_task_update(t, "abc", 3, NULL, NULL), GMP_OK);
+    assert_int_equal(gmp_task_final(t, m3, &n), GMP_OK);
+    EVP_Digest("abc", 3, ref, &rl, EVP_sm3(), NULL);
+    assert_memory_equal(m3, ref, 32);
+    gmp_task_free(t);
+    gmp_client_close(c);
+}
+
+/* A daemon restart mid-job: the job fails with a clear error (never a
+ * hang), and the next job on the same client succeeds. */
+static void restart_mid_job(void **state)
+{
+    (void)state;
+    gmp_client *c = client(0);
+    uint8_t *in = random_bytes(1u << 20), md[32];
+    gmp_task *t;
+    assert_int_equal(gmp_digest_open(c, GMP_ALG_SM3, NULL, &t), GMP_OK);
+    assert_int_equal(gmp_task_update(t, in, 1u << 20, NULL, NULL), GMP_OK);
+    gmpt_restart(g_d);
+    size_t n = 32;
+    int rc = gmp_task_update(t, in, 1u << 20, NULL, NULL);
+    if (rc == GMP_OK)
+        rc = gmp_task_final(t, md, &n);
+    assert_true(rc == GMP_ERR_CONN || rc == GMP_ERR_SHUTDOWN);
+    fprintf(stderr, "in-flight job after restart: %s (%s)\n",
+            gmp_strerror(rc), gmp_client_last_error());
+    assert_true(strlen(gmp_client_last_error()) > 0);
+    gmp_task_free(t);
+    uint8_t ref[32];
+    unsigned rl;
+    EVP_Digest(in, 1u << 20, ref, &rl, EVP_sm3(), NULL);
+    assert_int_equal(gmp_digest(c, GMP_ALG_SM3, in, 1u << 20, md), GMP_OK);
+    assert_memory_equal(md, ref, 32);
+    free(in);
+    gmp_client_close(c);
+}
+
+/* TCP transport and the tool both work too. */
+static void tcp_and_tool(void **state)
+{
+    (void)state;
+    gmp_options o = gmpt_options(g_d);
+    o.server = g_d->tcp;
+    o.connections = 3;
+    gmp_client *c;
+    assert_int_equal(gmp_client_open(&c, &o), GMP_OK);
+    uint8_t md[32], want[32];
+    assert_int_equal(gmp_digest(c, GMP_ALG_SM3, "abc", 3, md), GMP_OK);
+    hex("66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0",
+        want, 32);
+    assert_memory_equal(md, want, 32);
+    gmp_client_close(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(kat_sm3),
+        cmocka_unit_test(kat_sm4),
+        cmocka_unit_test(kat_sm4_million),
+        cmocka_unit_test(diff_cipher),
+        cmocka_unit_test(diff_sm3),
+        cmocka_unit_test(diff_64mb),
+        cmocka_unit_test(window_in_flight),
+        cmocka_unit_test(random_bytes_pool),
+        cmocka_unit_test(keys_by_handle),
+        cmocka_unit_test(bad_calls),
+        cmocka_unit_test(threads),
+        cmocka_unit_test(fork_child),
+        cmocka_unit_test(tcp_and_tool),
+        cmocka_unit_test(restart_mid_job),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
