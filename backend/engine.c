@@ -172,6 +172,11 @@ void gmpd_engine_free(gmpd_engine_ctx *c)
     free(c);
 }
 
+int gmpd_engine_random(uint8_t *buf, size_t len)
+{
+    return gmpc_random(buf, len);
+}
+
 double gmpd_engine_measure(gmpd_svc svc)
 {
     static const uint8_t key[16], iv[16];

@@ -42,6 +42,8 @@ int gmpd_engine_update(gmpd_engine_ctx *c, const uint8_t *in, size_t in_len,
 /* out must hold 64 bytes. */
 int gmpd_engine_final(gmpd_engine_ctx *c, uint8_t *out, size_t *out_len);
 void gmpd_engine_free(gmpd_engine_ctx *c);
+/* Random bytes from the default provider's DRBG. */
+int gmpd_engine_random(uint8_t *buf, size_t len);
 /* Measures MB/s of one service type over ~20 ms of real work. */
 double gmpd_engine_measure(gmpd_svc svc);
 

@@ -150,7 +150,11 @@ void gmpd_task_unref(gmpd_task *t);
 /* Hand a shard (seq order may be arbitrary) to the task; releases every
  * shard now in sequence to the scheduler.  Takes ownership of s. */
 int gmpd_task_add_shard(gmpd_task *t, gmpd_shard *s);
+/* Fail the task: pending and queued shards are answered with status; it
+ * stays in the table so late shards get the same status. */
 void gmpd_task_abort(gmpd_task *t, int status);
+/* Abort and unlink (client ABORT, session end). */
+void gmpd_task_close(gmpd_task *t, int status);
 /* The final result was answered: unlink the task from its session. */
 void gmpd_task_finish(gmpd_task *t);
 uint32_t gmpd_session_window(void);
@@ -176,6 +180,12 @@ int gmpd_sched_set_threshold(uint32_t vcm, unsigned level, uint32_t count,
                              uint32_t wait_ms);
 void gmpd_sched_status(char *out, size_t cap);  /* text table */
 void gmpd_sched_publish_load(void);
+
+/* ---- keys.c ---- */
+/* One KEY frame: validates, runs it on the session's VCM keystore and
+ * encodes the reply payload. */
+int gmpd_key_request(gmpd_session *s, const uint8_t *p, size_t n,
+                     uint8_t *out, size_t cap, size_t *out_len);
 
 /* ---- admin.c ---- */
 /* Runs one admin command (argv) and writes the text reply. */

@@ -8,9 +8,6 @@
 #include "gmpool.h"
 #include "util.h"
 
-int gmpd_key_request(gmpd_session *s, const uint8_t *p, size_t n,
-                     uint8_t *out, size_t cap, size_t *out_len);
-
 static int key_len_ok(uint16_t type, size_t len)
 {
     switch (type) {

@@ -269,6 +269,10 @@ static void handle_open(gmpd_conn *c, const gmpc_hdr *h, const uint8_t *p)
 
 static void handle_shard(gmpd_conn *c, const gmpc_hdr *h, const uint8_t *p)
 {
+    if (atomic_load(&gmpd->shutting_down)) {
+        send_error(c, h, GMP_ERR_SHUTDOWN, false, "gmpoold is shutting down");
+        return;
+    }
     gmpd_task *t = gmpd_task_get(c->sess, h->task_id);
     if (!t) {
         send_error(c, h, GMP_ERR_NO_TASK, false, "no open task %016llx",
@@ -279,8 +283,6 @@ static void handle_shard(gmpd_conn *c, const gmpc_hdr *h, const uint8_t *p)
     gmpd_shard *sh = NULL;
     if (h->len > GMP_SHARD_MAX)
         rc = GMP_ERR_TOO_BIG;
-    else if (atomic_load(&gmpd->shutting_down))
-        rc = GMP_ERR_SHUTDOWN;
     else if (!(sh = gmpd_shard_new(t, c, h, p)))
         rc = GMP_ERR_LIMIT;
     else if ((rc = gmpd_task_add_shard(t, sh)) != GMP_OK)
@@ -297,7 +299,7 @@ static void handle_abort(gmpd_conn *c, const gmpc_hdr *h)
 {
     gmpd_task *t = gmpd_task_get(c->sess, h->task_id);
     if (t) {
-        gmpd_task_abort(t, GMP_ERR_STATE);
+        gmpd_task_close(t, GMP_ERR_STATE);
         gmpd_task_unref(t);
     }
 }
@@ -313,15 +315,12 @@ static void handle_random(gmpd_conn *c, const gmpc_hdr *h, const uint8_t *p)
         return;
     }
     uint8_t *buf = malloc(n);
-    if (!buf || gmpc_random(buf, n) != GMP_OK)
+    if (!buf || gmpd_engine_random(buf, n) != GMP_OK)
         send_error(c, h, GMP_ERR_INTERNAL, false, "random generator failed");
     else
         send_frame(c, GMPC_T_RANDOM_OK, h, buf, n);
     free(buf);
 }
-
-int gmpd_key_request(gmpd_session *s, const uint8_t *p, size_t n,
-                     uint8_t *out, size_t cap, size_t *out_len);
 
 static void handle_key(gmpd_conn *c, const gmpc_hdr *h, const uint8_t *p)
 {

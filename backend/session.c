@@ -15,9 +15,18 @@
 
 static pthread_mutex_t g_reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static gmpd_session *g_sessions;
+static uint32_t g_n_sessions;
 
 gmpd_session *gmpd_session_new(const gmpd_tenant *t)
 {
+    pthread_mutex_lock(&g_reg_mu);
+    bool full = g_n_sessions >= gmpd->cfg.max_sessions;
+    pthread_mutex_unlock(&g_reg_mu);
+    if (full) {
+        gmpd_log(GMPD_WARN, "session limit %u reached",
+                 gmpd->cfg.max_sessions);
+        return NULL;
+    }
     gmpd_session *s = calloc(1, sizeof *s);
     uint32_t cap = gmpd->cfg.max_tasks;
     if (!s || !(s->tasks = calloc(cap, sizeof *s->tasks))) {
@@ -35,6 +44,7 @@ gmpd_session *gmpd_session_new(const gmpd_tenant *t)
     pthread_mutex_lock(&g_reg_mu);
     s->next = g_sessions;
     g_sessions = s;
+    g_n_sessions++;
     pthread_mutex_unlock(&g_reg_mu);
     return s;
 }
@@ -66,6 +76,7 @@ static void registry_remove(gmpd_session *s)
     for (gmpd_session **pp = &g_sessions; *pp; pp = &(*pp)->next)
         if (*pp == s) {
             *pp = s->next;
+            g_n_sessions--;
             break;
         }
     pthread_mutex_unlock(&g_reg_mu);
@@ -95,7 +106,7 @@ void gmpd_session_conn_gone(gmpd_session *s)
         pthread_mutex_unlock(&s->mu);
         if (!t)
             break;
-        gmpd_task_abort(t, GMP_ERR_CONN);
+        gmpd_task_close(t, GMP_ERR_CONN);
         gmpd_task_unref(t);
     }
     gmpd_key_purge_session(gmpd->store, s->id);
@@ -255,7 +266,7 @@ int gmpd_task_open(gmpd_session *s, const gmpc_hdr *h, const gmpc_open *o,
     t->placed_len = o->total_len ? o->total_len : GMP_SHARD_DEFAULT;
     t->node = gmpd_sched_place(s->tenant.vcm, ai->svc, t->placed_len);
     if (!t->node) {
-        gmpd_task_abort(t, GMP_ERR_INTERNAL);
+        gmpd_task_close(t, GMP_ERR_INTERNAL);
         return GMP_ERR_INTERNAL;
     }
     atomic_fetch_add(&t->refs, 1);
@@ -322,6 +333,15 @@ void gmpd_task_abort(gmpd_task *t, int status)
         p = n;
     }
     gmpd_sched_cancel(t);
+}
+
+/* A failed task stays in the session's table, answering late shards with
+ * its own failure status, until the client drops it with ABORT (or the
+ * session ends): the client sees one consistent error, whichever of its
+ * connections the answers come back on. */
+void gmpd_task_close(gmpd_task *t, int status)
+{
+    gmpd_task_abort(t, status);
     task_detach(t);
 }
 

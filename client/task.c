@@ -254,7 +254,8 @@ void task_on_frame(gmp_task *t, const gmpc_hdr *h, const uint8_t *p)
 void task_on_free(gmp_task *t, op *o)
 {
     pthread_mutex_lock(&t->mu);
-    bool abort_remote = t->opened && !t->finished && !t->status;
+    /* A failed task also waits in the daemon's table until dropped. */
+    bool abort_remote = t->opened && !t->finished;
     fail_locked(t, GMP_ERR_STATE, "task freed");
     pthread_mutex_unlock(&t->mu);
     csess_route_del(t->s, t->id);
