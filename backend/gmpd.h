@@ -98,6 +98,7 @@ struct gmpd_conn {
     gmpd_io *io;
     atomic_int refs;
     bool closing;
+    bool doomed;             /* an error that closes it was sent: read no more */
     bool authed;
     bool is_admin;
     uint8_t snonce[GMPC_NONCE_LEN];

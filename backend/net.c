@@ -148,8 +148,12 @@ static void send_error(gmpd_conn *c, const gmpc_hdr *req, int status,
         h.alg = req->alg;
     }
     send_raw(c, &h, msg, strlen(msg), NULL, close);
-    if (close)
+    if (close) {
+        /* Frames already read behind this one must not run either (a
+         * pipelined second AUTH guess, say). */
+        c->doomed = true;
         uv_read_stop(c->stream);
+    }
 }
 
 /* ---- connection lifetime ---- */
@@ -419,7 +423,7 @@ static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf)
 static size_t parse_frames(gmpd_conn *c)
 {
     size_t off = 0;
-    while (!c->closing) {
+    while (!c->closing && !c->doomed) {
         gmpc_hdr h;
         size_t used;
         int status;
@@ -456,7 +460,7 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
     c->in_len += (size_t)n;
     atomic_fetch_add(&c->refs, 1); /* handlers may close it */
     size_t used = parse_frames(c);
-    if (used && !c->closing) {
+    if (used && !c->closing && !c->doomed) {
         memmove(c->in, c->in + used, c->in_len - used);
         c->in_len -= used;
     }

@@ -57,14 +57,14 @@ gmpd_session *gmpd_session_find(uint64_t id, const char *tenant)
         s = s->next;
     if (s) {
         pthread_mutex_lock(&s->mu);
-        if (s->conns > 0) {
+        bool live = s->conns > 0; /* else being torn down */
+        if (live) {
             s->conns++;
             atomic_fetch_add(&s->refs, 1);
-        } else {
-            s = NULL; /* being torn down */
         }
-        if (s)
-            pthread_mutex_unlock(&s->mu);
+        pthread_mutex_unlock(&s->mu);
+        if (!live)
+            s = NULL;
     }
     pthread_mutex_unlock(&g_reg_mu);
     return s;
@@ -149,7 +149,7 @@ static void fresh_advance(gmpd_session *s, uint64_t by)
 
 /* Anti-replay window in the style of IPsec: values may arrive out of order
  * across the session's connections, but each is accepted once, and values
- * more than 1024 below the highest seen are refused. */
+ * 1024 or more below the highest seen are refused. */
 int gmpd_session_fresh(gmpd_session *s, uint64_t fresh)
 {
     if (fresh == 0)
