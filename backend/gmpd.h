@@ -103,8 +103,7 @@ struct gmpd_conn {
     bool is_admin;
     uint8_t snonce[GMPC_NONCE_LEN];
     gmpd_session *sess;
-    uint8_t *in;             /* reassembly buffer */
-    size_t in_len, in_cap;
+    gmpc_inbuf in;           /* reassembly buffer */
     uv_timer_t auth_timer;
     int handles;             /* libuv handles not yet closed */
     gmpd_conn *prev, *next;  /* the io thread's list */

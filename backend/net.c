@@ -162,7 +162,7 @@ void gmpd_conn_unref(gmpd_conn *c)
 {
     if (atomic_fetch_sub(&c->refs, 1) != 1)
         return;
-    free(c->in);
+    gmpc_inbuf_free(&c->in);
     free(c->stream);
     free(c);
 }
@@ -405,19 +405,10 @@ static void handle_frame(gmpd_conn *c, const gmpc_hdr *h, const uint8_t *p)
 static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf)
 {
     gmpd_conn *c = hd->data;
+    size_t avail;
+    uint8_t *p = gmpc_inbuf_room(&c->in, IN_CHUNK, &avail);
     (void)suggested;
-    if (c->in_cap - c->in_len < IN_CHUNK) {
-        size_t cap = c->in_len + IN_CHUNK;
-        uint8_t *p = realloc(c->in, cap);
-        if (!p) {
-            *buf = uv_buf_init(NULL, 0);
-            return;
-        }
-        c->in = p;
-        c->in_cap = cap;
-    }
-    *buf = uv_buf_init((char *)c->in + c->in_len,
-                       (unsigned)(c->in_cap - c->in_len));
+    *buf = uv_buf_init((char *)p, (unsigned)avail);
 }
 
 static size_t parse_frames(gmpd_conn *c)
@@ -427,7 +418,7 @@ static size_t parse_frames(gmpd_conn *c)
         gmpc_hdr h;
         size_t used;
         int status;
-        gmpc_parse r = gmpc_frame_parse(c->in + off, c->in_len - off, &h,
+        gmpc_parse r = gmpc_frame_parse(c->in.p + off, c->in.len - off, &h,
                                         &used, &status);
         if (r == GMPC_NEED_MORE)
             break;
@@ -443,7 +434,7 @@ static size_t parse_frames(gmpd_conn *c)
                        h.type, h.len);
             break;
         }
-        handle_frame(c, &h, c->in + off + GMPC_HDR_LEN);
+        handle_frame(c, &h, c->in.p + off + GMPC_HDR_LEN);
         off += used;
     }
     return off;
@@ -457,19 +448,11 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         conn_close(c);
         return;
     }
-    c->in_len += (size_t)n;
+    c->in.len += (size_t)n;
     atomic_fetch_add(&c->refs, 1); /* handlers may close it */
     size_t used = parse_frames(c);
-    if (used && !c->closing && !c->doomed) {
-        memmove(c->in, c->in + used, c->in_len - used);
-        c->in_len -= used;
-    }
-    /* Don't keep a megabyte per idle connection. */
-    if (c->in_len == 0 && c->in_cap > 4 * IN_CHUNK) {
-        free(c->in);
-        c->in = NULL;
-        c->in_cap = 0;
-    }
+    if (!c->closing && !c->doomed)
+        gmpc_inbuf_consume(&c->in, used, IN_CHUNK);
     gmpd_conn_unref(c);
 }
 

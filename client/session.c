@@ -30,8 +30,7 @@ struct cconn {
     int idx;
     cc_state st;
     bool open;               /* handle initialised, not yet closed */
-    uint8_t *in;
-    size_t in_len, in_cap;
+    gmpc_inbuf in;
     uint8_t cnonce[GMPC_NONCE_LEN];
     uint8_t snonce[GMPC_NONCE_LEN];
 };
@@ -197,9 +196,7 @@ static void on_conn_closed(uv_handle_t *h)
 {
     cconn *c = h->data;
     csess *s = c->s;
-    free(c->in);
-    c->in = NULL;
-    c->in_len = c->in_cap = 0;
+    gmpc_inbuf_free(&c->in);
     s->handles--;
     maybe_finish_close(s);
 }
@@ -280,18 +277,10 @@ static void maybe_finish_close(csess *s)
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     cconn *c = h->data;
+    size_t avail;
+    uint8_t *p = gmpc_inbuf_room(&c->in, IN_CHUNK, &avail);
     (void)suggested;
-    if (c->in_cap - c->in_len < IN_CHUNK) {
-        uint8_t *p = realloc(c->in, c->in_len + IN_CHUNK);
-        if (!p) {
-            *buf = uv_buf_init(NULL, 0);
-            return;
-        }
-        c->in = p;
-        c->in_cap = c->in_len + IN_CHUNK;
-    }
-    *buf = uv_buf_init((char *)c->in + c->in_len,
-                       (unsigned)(c->in_cap - c->in_len));
+    *buf = uv_buf_init((char *)p, (unsigned)avail);
 }
 
 static void flush_waiting(csess *s)
@@ -403,7 +392,7 @@ static size_t parse(cconn *c)
         gmpc_hdr h;
         size_t used;
         int st;
-        gmpc_parse r = gmpc_frame_parse(c->in + off, c->in_len - off, &h,
+        gmpc_parse r = gmpc_frame_parse(c->in.p + off, c->in.len - off, &h,
                                         &used, &st);
         if (r == GMPC_NEED_MORE)
             break;
@@ -413,7 +402,7 @@ static size_t parse(cconn *c)
             break;
         }
         c->s->last_rx = gmpc_now_ns();
-        on_frame(c, &h, c->in + off + GMPC_HDR_LEN);
+        on_frame(c, &h, c->in.p + off + GMPC_HDR_LEN);
         off += used;
     }
     return off;
@@ -428,12 +417,10 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
                  c->s->cfg.server, uv_strerror((int)n));
         return;
     }
-    c->in_len += (size_t)n;
+    c->in.len += (size_t)n;
     size_t used = parse(c);
-    if (c->open && used) {
-        memmove(c->in, c->in + used, c->in_len - used);
-        c->in_len -= used;
-    }
+    if (c->open)
+        gmpc_inbuf_consume(&c->in, used, IN_CHUNK);
 }
 
 /* ---- connecting ---- */

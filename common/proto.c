@@ -1,5 +1,6 @@
 #include "proto.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "gmpool.h"
@@ -148,6 +149,40 @@ size_t gmpc_frame_build(const gmpc_hdr *h, const void *payload, uint8_t *out,
     if (h->len)
         memcpy(out + GMPC_HDR_LEN, payload, h->len);
     return GMPC_HDR_LEN + h->len;
+}
+
+/* ---- reassembly buffer ---- */
+
+uint8_t *gmpc_inbuf_room(gmpc_inbuf *b, size_t chunk, size_t *avail)
+{
+    if (b->cap - b->len < chunk) {
+        uint8_t *p = realloc(b->p, b->len + chunk);
+        if (!p) {
+            *avail = 0;
+            return NULL;
+        }
+        b->p = p;
+        b->cap = b->len + chunk;
+    }
+    *avail = b->cap - b->len;
+    return b->p + b->len;
+}
+
+void gmpc_inbuf_consume(gmpc_inbuf *b, size_t n, size_t chunk)
+{
+    if (n > b->len)
+        n = b->len;
+    memmove(b->p, b->p + n, b->len - n);
+    b->len -= n;
+    if (b->len == 0 && b->cap > 4 * chunk)
+        gmpc_inbuf_free(b);
+}
+
+void gmpc_inbuf_free(gmpc_inbuf *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
 }
 
 /* ---- bounded payload writer / reader ---- */

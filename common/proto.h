@@ -86,6 +86,20 @@ gmpc_parse gmpc_frame_parse(const uint8_t *buf, size_t n, gmpc_hdr *h,
 size_t gmpc_frame_build(const gmpc_hdr *h, const void *payload,
                         uint8_t *out, size_t cap);
 
+/* ---- reassembly buffer for one byte stream ---- */
+typedef struct gmpc_inbuf {
+    uint8_t *p;
+    size_t len, cap;
+} gmpc_inbuf;
+
+/* Room for at least `chunk` more bytes after the data; NULL when out of
+ * memory.  *avail is the room given. */
+uint8_t *gmpc_inbuf_room(gmpc_inbuf *b, size_t chunk, size_t *avail);
+/* Drop the first n bytes (frames handled); an emptied buffer much larger
+ * than `chunk` is released so idle streams stay small. */
+void gmpc_inbuf_consume(gmpc_inbuf *b, size_t n, size_t chunk);
+void gmpc_inbuf_free(gmpc_inbuf *b);
+
 /* ---- payload helpers: a bounded big-endian reader/writer ---- */
 typedef struct gmpc_wbuf {
     uint8_t *p;

@@ -257,6 +257,29 @@ static void auth_macs(void **state)
     assert_memory_equal(m1, again, 32);
 }
 
+/* The reassembly buffer keeps unconsumed bytes and shrinks when idle. */
+static void inbuf(void **state)
+{
+    (void)state;
+    gmpc_inbuf b = {0};
+    size_t avail;
+    uint8_t *p = gmpc_inbuf_room(&b, 16, &avail);
+    assert_non_null(p);
+    assert_true(avail >= 16);
+    memcpy(p, "0123456789", 10);
+    b.len = 10;
+    gmpc_inbuf_consume(&b, 4, 16);
+    assert_int_equal(b.len, 6);
+    assert_memory_equal(b.p, "456789", 6);
+    p = gmpc_inbuf_room(&b, 1000, &avail);
+    assert_true(avail >= 1000);
+    assert_memory_equal(b.p, "456789", 6);
+    gmpc_inbuf_consume(&b, 100, 16); /* more than held: empties */
+    assert_int_equal(b.len, 0);
+    assert_null(b.p); /* released: cap was over 4 chunks */
+    gmpc_inbuf_free(&b);
+}
+
 static void strerror_total(void **state)
 {
     (void)state;
@@ -279,6 +302,7 @@ int main(void)
         cmocka_unit_test(payload_codecs),
         cmocka_unit_test(writer_overflow),
         cmocka_unit_test(auth_macs),
+        cmocka_unit_test(inbuf),
         cmocka_unit_test(strerror_total),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
