@@ -212,16 +212,13 @@ static void handle_auth(gmpd_conn *c, const gmpc_hdr *h, const uint8_t *p)
 {
     gmpc_auth a;
     gmpd_tenant t;
-    uint8_t mac[GMPC_MAC_LEN];
     if (h->type != GMPC_T_AUTH || gmpc_auth_decode(p, h->len, &a) != GMP_OK) {
         send_error(c, h, GMP_ERR_NOAUTH, true,
                    "%s before authentication", gmpc_type_name(h->type));
         return;
     }
     bool ok = gmpd_tenant_get(gmpd->store, a.tenant, &t) == GMP_OK &&
-              gmpc_auth_mac(t.secret, sizeof t.secret, a.tenant, c->snonce,
-                            a.cnonce, a.session_id, mac) == GMP_OK &&
-              CRYPTO_memcmp(mac, a.mac, sizeof mac) == 0;
+              gmpc_auth_verify(t.secret, sizeof t.secret, c->snonce, &a);
     gmpd_session *s = NULL;
     if (ok)
         s = a.session_id ? gmpd_session_find(a.session_id, a.tenant)

@@ -322,13 +322,10 @@ static void on_auth_ok(cconn *c, const gmpc_hdr *h, const uint8_t *p)
 {
     csess *s = c->s;
     gmpc_auth_ok ok;
-    uint8_t proof[GMPC_MAC_LEN];
-    const uint8_t *sn = c->snonce;
-    if (c->st != CC_AUTH ||
-        gmpc_auth_ok_decode(p, h->len, &ok) != GMP_OK ||
-        gmpc_server_proof(s->cfg.secret, s->cfg.secret_len, s->cfg.tenant, sn,
-                          c->cnonce, proof) != GMP_OK ||
-        CRYPTO_memcmp(proof, ok.proof, sizeof proof) != 0) {
+    if (c->st != CC_AUTH || gmpc_auth_ok_decode(p, h->len, &ok) != GMP_OK ||
+        !gmpc_server_proof_verify(s->cfg.secret, s->cfg.secret_len,
+                                  s->cfg.tenant, c->snonce, c->cnonce,
+                                  ok.proof)) {
         fail_all(s, GMP_ERR_AUTH,
                  "%s did not prove it knows tenant '%s' (wrong server?)",
                  s->cfg.server, s->cfg.tenant);

@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "gmpool.h"
 #include "util.h"
 
@@ -430,6 +432,27 @@ int gmpc_server_proof(const uint8_t *secret, size_t secret_len,
 {
     return transcript_mac("gmpool server v1", secret, secret_len, tenant,
                           cnonce, snonce, 0, out);
+}
+
+bool gmpc_auth_verify(const uint8_t *secret, size_t secret_len,
+                      const uint8_t snonce[GMPC_NONCE_LEN], const gmpc_auth *a)
+{
+    uint8_t mac[GMPC_MAC_LEN];
+    return gmpc_auth_mac(secret, secret_len, a->tenant, snonce, a->cnonce,
+                         a->session_id, mac) == GMP_OK &&
+           CRYPTO_memcmp(mac, a->mac, sizeof mac) == 0;
+}
+
+bool gmpc_server_proof_verify(const uint8_t *secret, size_t secret_len,
+                              const char *tenant,
+                              const uint8_t snonce[GMPC_NONCE_LEN],
+                              const uint8_t cnonce[GMPC_NONCE_LEN],
+                              const uint8_t proof[GMPC_MAC_LEN])
+{
+    uint8_t want[GMPC_MAC_LEN];
+    return gmpc_server_proof(secret, secret_len, tenant, snonce, cnonce,
+                             want) == GMP_OK &&
+           CRYPTO_memcmp(want, proof, sizeof want) == 0;
 }
 
 const char *gmpc_type_name(unsigned type)

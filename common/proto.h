@@ -190,6 +190,16 @@ int gmpc_server_proof(const uint8_t *secret, size_t secret_len,
                       const uint8_t cnonce[GMPC_NONCE_LEN],
                       uint8_t out[GMPC_MAC_LEN]);
 
+/* Constant-time checks of the two MACs above. */
+bool gmpc_auth_verify(const uint8_t *secret, size_t secret_len,
+                      const uint8_t snonce[GMPC_NONCE_LEN],
+                      const gmpc_auth *a);
+bool gmpc_server_proof_verify(const uint8_t *secret, size_t secret_len,
+                              const char *tenant,
+                              const uint8_t snonce[GMPC_NONCE_LEN],
+                              const uint8_t cnonce[GMPC_NONCE_LEN],
+                              const uint8_t proof[GMPC_MAC_LEN]);
+
 const char *gmpc_type_name(unsigned type);
 uint32_t gmpc_crc32(const void *p, size_t n);
 

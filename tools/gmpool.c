@@ -4,7 +4,8 @@
  *   gmpool rand N                             N random bytes as hex
  *   gmpool ping
  * Server and credentials: GMPOOL_SERVER / GMPOOL_CREDENTIALS or the
- * daemon's defaults; --shard BYTES and --connections N tune the pipeline. */
+ * daemon's defaults; --shard BYTES, --connections N and --window N (the
+ * client window q cap; 1 = one shard at a time) tune the pipeline. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,12 +204,15 @@ int main(int argc, char **argv)
             g_opt.shard_size = (unsigned)atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--connections") == 0)
             g_opt.connections = (unsigned)atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--window") == 0)
+            g_opt.window = (unsigned)atoi(argv[i + 1]);
         else
             break;
     }
     if (i >= argc) {
         fprintf(stderr, "usage: gmpool [--server ADDR] [--credentials FILE] "
-                        "[--shard N] [--connections N] sm3|enc|rand|ping ...\n");
+                        "[--shard N] [--connections N] [--window N]\n"
+                        "              sm3|enc|rand|ping ...\n");
         return 2;
     }
     gmp_client *c;
