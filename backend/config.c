@@ -79,37 +79,10 @@ static void state_init(const gmpd_config *c, cfg_state *st)
     st->listen_replaced = false;
 }
 
-/* Relative directories are made absolute now: the socket addresses
- * derived from them must be absolute, and the daemon may chdir later. */
-static bool path_absolute(const char *in, char *out, size_t cap)
-{
-    char cwd[PATH_MAX];
-    bool ok;
-    if (in[0] == '/')
-        ok = gmpc_fmt(out, cap, "%s", in);
-    else
-        ok = getcwd(cwd, sizeof cwd) &&
-             gmpc_fmt(out, cap, "%s/%s", strcmp(cwd, "/") ? cwd : "", in);
-    size_t n = ok ? strlen(out) : 0;
-    while (n > 1 && out[n - 1] == '/')
-        out[--n] = '\0';
-    return ok;
-}
-
 static void default_data_dir(char *out, size_t cap)
 {
-    char d[PATH_MAX];
-    const struct passwd *pw;
-    out[0] = '\0';
-    if (gmpc_default_data_dir(d, sizeof d) != GMP_OK) {
-        /* no HOME (e.g. started by init): fall back to the passwd entry */
-        pw = getpwuid(getuid());
-        if (!pw || !pw->pw_dir ||
-            !gmpc_fmt(d, sizeof d, "%s/.local/share/gmpool", pw->pw_dir))
-            return; /* left empty: cfg_check asks for --data-dir */
-    }
-    if (!path_absolute(d, out, cap))
-        out[0] = '\0';
+    if (gmpc_default_data_dir(out, cap) != GMP_OK)
+        out[0] = '\0'; /* left empty: cfg_check asks for --data-dir */
 }
 
 static int online_cpus(void)
@@ -264,7 +237,7 @@ static int data_dir_set(gmpd_config *c, cfg_state *st, const char *value,
     }
     char d[PATH_MAX];
     /* room for the longest file name under it ("/gmpool.db-wal") */
-    if (!path_absolute(value, d, sizeof d - 16)) {
+    if (!gmpc_path_absolute(value, d, sizeof d - 16)) {
         gmpc_fmt(msg, n, "path too long");
         return GMP_ERR_CONFIG;
     }
@@ -635,7 +608,7 @@ static int args_apply(gmpd_config *c, cfg_state *st, int argc, char **argv,
         /* flags are relative to the working directory; the file's
          * data_dir must be absolute */
         if (opt == OPT_DATA_DIR && val[0] && val[0] != '/' &&
-            path_absolute(val, dir, sizeof dir))
+            gmpc_path_absolute(val, dir, sizeof dir))
             val = dir;
         if (cfg_apply(c, st, "server", key, val, msg, sizeof msg)) {
             gmpc_fmt(err, errlen, "--%s: %s", opt_name(opt), msg);

@@ -73,6 +73,8 @@ struct gmpd_task {
     gmpd_shard *pending;     /* out-of-order shards, sorted by seq */
     uint32_t n_pending;
     bool final_seen;
+    uint32_t final_seq;      /* valid when final_seen */
+    bool sched_ended;        /* counted out of the scheduler */
 };
 
 struct gmpd_session {
@@ -158,8 +160,9 @@ void gmpd_task_close(gmpd_task *t, int status);
 /* The final result was answered: unlink the task from its session. */
 void gmpd_task_finish(gmpd_task *t);
 uint32_t gmpd_session_window(void);
+/* NULL with *rc = GMP_ERR_LIMIT (session buffer full) or GMP_ERR_NOMEM. */
 gmpd_shard *gmpd_shard_new(gmpd_task *t, gmpd_conn *c, const gmpc_hdr *h,
-                           const uint8_t *payload);
+                           const uint8_t *payload, int *rc);
 void gmpd_shard_free(gmpd_shard *s);
 
 /* ---- sched.c ---- */

@@ -38,6 +38,9 @@ static int key_create(gmpd_session *s, gmpc_rbuf *r, bool generate,
         v = gmpc_r_blob(r, GMP_MAX_KEY_LEN, &len);
     if (!gmpc_r_done(r))
         return GMP_ERR_PROTO;
+    for (size_t i = 0; i < label_len; i++)
+        if (label[i] < 0x20 || label[i] > 0x7e)
+            return GMP_ERR_ARG; /* printable labels only */
     if (a.flags & ~(GMP_KEYF_SENSITIVE | GMP_KEYF_EXTRACTABLE | GMP_KEYF_TOKEN))
         return GMP_ERR_ARG;
     if (!key_len_ok(a.type, len))

@@ -212,9 +212,13 @@ static void handle_auth(gmpd_conn *c, const gmpc_hdr *h, const uint8_t *p)
 {
     gmpc_auth a;
     gmpd_tenant t;
-    if (h->type != GMPC_T_AUTH || gmpc_auth_decode(p, h->len, &a) != GMP_OK) {
+    if (h->type != GMPC_T_AUTH) {
         send_error(c, h, GMP_ERR_NOAUTH, true,
                    "%s before authentication", gmpc_type_name(h->type));
+        return;
+    }
+    if (gmpc_auth_decode(p, h->len, &a) != GMP_OK) {
+        send_error(c, h, GMP_ERR_PROTO, true, "malformed AUTH payload");
         return;
     }
     bool ok = gmpd_tenant_get(gmpd->store, a.tenant, &t) == GMP_OK &&
@@ -225,8 +229,13 @@ static void handle_auth(gmpd_conn *c, const gmpc_hdr *h, const uint8_t *p)
                          : gmpd_session_new(&t);
     if (!s) {
         OPENSSL_cleanse(&t, sizeof t);
-        send_error(c, h, GMP_ERR_AUTH, true, "authentication failed for '%s'",
-                   a.tenant);
+        if (ok && !a.session_id)
+            send_error(c, h, GMP_ERR_LIMIT, true, "session limit %u reached",
+                       gmpd->cfg.max_sessions);
+        else
+            send_error(c, h, GMP_ERR_AUTH, true,
+                       "authentication failed for '%s'%s", a.tenant,
+                       ok ? " (no such session to join)" : "");
         return;
     }
     gmpc_auth_ok ok_msg = {.session_id = s->id, .vcm = s->tenant.vcm,
@@ -234,7 +243,7 @@ static void handle_auth(gmpd_conn *c, const gmpc_hdr *h, const uint8_t *p)
                            .max_shard = GMP_SHARD_MAX,
                            .window = gmpd_session_window()};
     gmpc_server_proof(t.secret, sizeof t.secret, a.tenant, c->snonce,
-                      a.cnonce, ok_msg.proof);
+                      a.cnonce, s->id, ok_msg.proof);
     OPENSSL_cleanse(&t, sizeof t);
     uint8_t buf[128];
     gmpc_wbuf w = {buf, sizeof buf, 0, false};
@@ -284,8 +293,8 @@ static void handle_shard(gmpd_conn *c, const gmpc_hdr *h, const uint8_t *p)
     gmpd_shard *sh = NULL;
     if (h->len > GMP_SHARD_MAX)
         rc = GMP_ERR_TOO_BIG;
-    else if (!(sh = gmpd_shard_new(t, c, h, p)))
-        rc = GMP_ERR_LIMIT;
+    else if (!(sh = gmpd_shard_new(t, c, h, p, &rc)))
+        ;
     else if ((rc = gmpd_task_add_shard(t, sh)) != GMP_OK)
         gmpd_shard_free(sh);
     if (rc != GMP_OK) {
@@ -309,7 +318,11 @@ static void handle_random(gmpd_conn *c, const gmpc_hdr *h, const uint8_t *p)
 {
     gmpc_rbuf r = {p, h->len, 0, false};
     uint32_t n = gmpc_r_u32(&r);
-    if (!gmpc_r_done(&r) || n == 0 || n > MAX_RANDOM) {
+    if (!gmpc_r_done(&r)) {
+        send_error(c, h, GMP_ERR_PROTO, true, "malformed RANDOM payload");
+        return;
+    }
+    if (n == 0 || n > MAX_RANDOM) {
         send_error(c, h, n > MAX_RANDOM ? GMP_ERR_TOO_BIG : GMP_ERR_ARG,
                    false, "random request of %u bytes (1..%u)", n,
                    MAX_RANDOM);
@@ -328,7 +341,9 @@ static void handle_key(gmpd_conn *c, const gmpc_hdr *h, const uint8_t *p)
     uint8_t out[256];
     size_t out_len = 0;
     int rc = gmpd_key_request(c->sess, p, h->len, out, sizeof out, &out_len);
-    if (rc != GMP_OK)
+    if (rc == GMP_ERR_PROTO)
+        send_error(c, h, rc, true, "malformed KEY payload");
+    else if (rc != GMP_OK)
         send_error(c, h, rc, false, "key request refused");
     else
         send_frame(c, GMPC_T_KEY_OK, h, out, out_len);

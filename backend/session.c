@@ -295,6 +295,17 @@ void gmpd_task_unref(gmpd_task *t)
     free(t);
 }
 
+/* Once per task: it no longer counts against the nodes and the window. */
+static void task_sched_end(gmpd_task *t)
+{
+    pthread_mutex_lock(&t->mu);
+    bool first = t->node && !t->sched_ended;
+    t->sched_ended = true;
+    pthread_mutex_unlock(&t->mu);
+    if (first)
+        gmpd_sched_task_end(t);
+}
+
 /* Unlink from the session's table (once); drops the table's reference. */
 static void task_detach(gmpd_task *t)
 {
@@ -309,8 +320,7 @@ static void task_detach(gmpd_task *t)
     }
     pthread_mutex_unlock(&s->mu);
     if (found) {
-        if (t->node)
-            gmpd_sched_task_end(t);
+        task_sched_end(t);
         gmpd_task_unref(t);
     }
 }
@@ -333,6 +343,7 @@ void gmpd_task_abort(gmpd_task *t, int status)
         p = n;
     }
     gmpd_sched_cancel(t);
+    task_sched_end(t);
 }
 
 /* A failed task stays in the session's table, answering late shards with
@@ -352,6 +363,8 @@ void gmpd_task_finish(gmpd_task *t)
 
 static int shard_check(gmpd_task *t, const gmpd_shard *sh)
 {
+    if (t->final_seen && sh->seq > t->final_seq)
+        return GMP_ERR_SEQ; /* nothing comes after the final item */
     if (t->state != TASK_OPEN)
         return t->status ? t->status : GMP_ERR_STATE;
     if (sh->seq < t->next_seq || sh->seq - t->next_seq >= REORDER_SPAN)
@@ -386,8 +399,10 @@ int gmpd_task_add_shard(gmpd_task *t, gmpd_shard *sh)
         pthread_mutex_unlock(&t->mu);
         return rc;
     }
-    if (sh->final)
+    if (sh->final) {
         t->final_seen = true;
+        t->final_seq = sh->seq;
+    }
     pending_insert(t, sh);
     while (t->pending && t->pending->seq == t->next_seq) {
         gmpd_shard *p = t->pending;
@@ -413,12 +428,14 @@ uint32_t gmpd_session_window(void)
     uint32_t p = budget / (active ? active : 1);
     if (p > cap)
         p = cap;
-    return p < 2 ? 2 : p;
+    uint32_t floor = cap < 2 ? cap : 2; /* two: one computing, one on the wire */
+    return p < floor ? floor : p;
 }
 
 gmpd_shard *gmpd_shard_new(gmpd_task *t, gmpd_conn *c, const gmpc_hdr *h,
-                           const uint8_t *payload)
+                           const uint8_t *payload, int *rc)
 {
+    *rc = GMP_ERR_LIMIT;
     gmpd_session *s = t->sess;
     /* room for the output after the input; padding adds one block */
     uint32_t cap = 2 * h->len + 32;
@@ -430,8 +447,10 @@ gmpd_shard *gmpd_shard_new(gmpd_task *t, gmpd_conn *c, const gmpc_hdr *h,
     gmpd_shard *sh = calloc(1, sizeof *sh + cap);
     if (!sh) {
         atomic_fetch_sub(&s->buffered, (uint64_t)h->len);
+        *rc = GMP_ERR_NOMEM;
         return NULL;
     }
+    *rc = GMP_OK;
     sh->task = t;
     atomic_fetch_add(&t->refs, 1);
     sh->conn = c;

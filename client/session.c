@@ -325,7 +325,8 @@ static void on_auth_ok(cconn *c, const gmpc_hdr *h, const uint8_t *p)
     if (c->st != CC_AUTH || gmpc_auth_ok_decode(p, h->len, &ok) != GMP_OK ||
         !gmpc_server_proof_verify(s->cfg.secret, s->cfg.secret_len,
                                   s->cfg.tenant, c->snonce, c->cnonce,
-                                  ok.proof)) {
+                                  ok.session_id, ok.proof) ||
+        (c->idx != 0 && ok.session_id != s->session_id)) {
         fail_all(s, GMP_ERR_AUTH,
                  "%s did not prove it knows tenant '%s' (wrong server?)",
                  s->cfg.server, s->cfg.tenant);

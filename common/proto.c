@@ -395,8 +395,8 @@ int gmpc_open_decode(const uint8_t *p, size_t n, gmpc_open *o)
     return GMP_OK;
 }
 
-/* The MAC binds both nonces, the tenant name and the session being joined,
- * each with a distinct label so a server proof can never pass as a client
+/* The MAC binds both nonces, the tenant name and the session (joined by
+ * the client, or handed out by the server), each with a distinct label so a server proof can never pass as a client
  * MAC or the other way round. */
 static int transcript_mac(const char *label, const uint8_t *secret,
                           size_t secret_len, const char *tenant,
@@ -428,10 +428,10 @@ int gmpc_server_proof(const uint8_t *secret, size_t secret_len,
                       const char *tenant,
                       const uint8_t snonce[GMPC_NONCE_LEN],
                       const uint8_t cnonce[GMPC_NONCE_LEN],
-                      uint8_t out[GMPC_MAC_LEN])
+                      uint64_t session_id, uint8_t out[GMPC_MAC_LEN])
 {
     return transcript_mac("gmpool server v1", secret, secret_len, tenant,
-                          cnonce, snonce, 0, out);
+                          cnonce, snonce, session_id, out);
 }
 
 bool gmpc_auth_verify(const uint8_t *secret, size_t secret_len,
@@ -447,11 +447,12 @@ bool gmpc_server_proof_verify(const uint8_t *secret, size_t secret_len,
                               const char *tenant,
                               const uint8_t snonce[GMPC_NONCE_LEN],
                               const uint8_t cnonce[GMPC_NONCE_LEN],
+                              uint64_t session_id,
                               const uint8_t proof[GMPC_MAC_LEN])
 {
     uint8_t want[GMPC_MAC_LEN];
     return gmpc_server_proof(secret, secret_len, tenant, snonce, cnonce,
-                             want) == GMP_OK &&
+                             session_id, want) == GMP_OK &&
            CRYPTO_memcmp(want, proof, sizeof want) == 0;
 }
 

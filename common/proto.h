@@ -31,7 +31,7 @@ typedef enum gmpc_type {
     GMPC_T_ABORT = 10,      /* c->s: drop task */
     GMPC_T_RANDOM = 11,     /* c->s: payload u32 count */
     GMPC_T_RANDOM_OK = 12,
-    GMPC_T_KEY = 13,        /* c->s: keystore op (payload: op + TLV) */
+    GMPC_T_KEY = 13,        /* c->s: keystore op (op u8, then its fields) */
     GMPC_T_KEY_OK = 14,
     GMPC_T_ADMIN = 15,      /* admin socket: NUL-separated argv */
     GMPC_T_ADMIN_OK = 16,   /* admin reply: text */
@@ -133,8 +133,8 @@ bool gmpc_r_done(const gmpc_rbuf *r);
 
 /* ---- message payloads ---- */
 
-/* AUTH: tenant name, client nonce, mac, flags(u8: 1 = join session),
- * session id (u64, for joins). */
+/* AUTH: tenant name blob, client nonce, mac, session id (u64: 0 = a new
+ * session, else join that session from another connection). */
 typedef struct gmpc_auth {
     char tenant[GMPC_MAX_NAME + 1];
     uint8_t cnonce[GMPC_NONCE_LEN];
@@ -184,11 +184,13 @@ int gmpc_auth_mac(const uint8_t *secret, size_t secret_len,
                   const char *tenant, const uint8_t snonce[GMPC_NONCE_LEN],
                   const uint8_t cnonce[GMPC_NONCE_LEN], uint64_t session_id,
                   uint8_t out[GMPC_MAC_LEN]);
+/* The server's proof also binds the session id it hands out, so a
+ * man in the middle cannot move a client into another session. */
 int gmpc_server_proof(const uint8_t *secret, size_t secret_len,
                       const char *tenant,
                       const uint8_t snonce[GMPC_NONCE_LEN],
                       const uint8_t cnonce[GMPC_NONCE_LEN],
-                      uint8_t out[GMPC_MAC_LEN]);
+                      uint64_t session_id, uint8_t out[GMPC_MAC_LEN]);
 
 /* Constant-time checks of the two MACs above. */
 bool gmpc_auth_verify(const uint8_t *secret, size_t secret_len,
@@ -198,6 +200,7 @@ bool gmpc_server_proof_verify(const uint8_t *secret, size_t secret_len,
                               const char *tenant,
                               const uint8_t snonce[GMPC_NONCE_LEN],
                               const uint8_t cnonce[GMPC_NONCE_LEN],
+                              uint64_t session_id,
                               const uint8_t proof[GMPC_MAC_LEN]);
 
 const char *gmpc_type_name(unsigned type);

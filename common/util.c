@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <ini.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,19 +152,40 @@ int gmpc_addr_parse(const char *s, gmpc_addr *a)
     return GMP_OK;
 }
 
+bool gmpc_path_absolute(const char *in, char *out, size_t cap)
+{
+    char cwd[4096];
+    bool ok;
+    if (in[0] == '/')
+        ok = gmpc_fmt(out, cap, "%s", in);
+    else
+        ok = getcwd(cwd, sizeof cwd) &&
+             gmpc_fmt(out, cap, "%s/%s", strcmp(cwd, "/") ? cwd : "", in);
+    size_t n = ok ? strlen(out) : 0;
+    while (n > 1 && out[n - 1] == '/')
+        out[--n] = '\0';
+    return ok;
+}
+
 int gmpc_default_data_dir(char *out, size_t cap)
 {
-    const char *d = getenv("GMPOOL_DATA_DIR");
-    if (d && *d)
-        return gmpc_fmt(out, cap, "%s", d) ? GMP_OK : GMP_ERR_CONFIG;
-    d = getenv("XDG_DATA_HOME");
-    if (d && *d)
-        return gmpc_fmt(out, cap, "%s/gmpool", d) ? GMP_OK : GMP_ERR_CONFIG;
-    d = getenv("HOME");
-    if (!d || !*d)
-        return GMP_ERR_CONFIG;
-    return gmpc_fmt(out, cap, "%s/.local/share/gmpool", d) ? GMP_OK
-                                                          : GMP_ERR_CONFIG;
+    char d[4096];
+    const char *e = getenv("GMPOOL_DATA_DIR"), *x = getenv("XDG_DATA_HOME"),
+               *home = getenv("HOME");
+    bool ok;
+    if (e && *e)
+        ok = gmpc_fmt(d, sizeof d, "%s", e);
+    else if (x && *x)
+        ok = gmpc_fmt(d, sizeof d, "%s/gmpool", x);
+    else if (home && *home)
+        ok = gmpc_fmt(d, sizeof d, "%s/.local/share/gmpool", home);
+    else {
+        /* no HOME (started by init, say): the passwd entry's home */
+        const struct passwd *pw = getpwuid(getuid());
+        ok = pw && pw->pw_dir &&
+             gmpc_fmt(d, sizeof d, "%s/.local/share/gmpool", pw->pw_dir);
+    }
+    return ok && gmpc_path_absolute(d, out, cap) ? GMP_OK : GMP_ERR_CONFIG;
 }
 
 struct creds_parse {

@@ -33,10 +33,14 @@ typedef struct gmpc_addr {
 } gmpc_addr;
 int gmpc_addr_parse(const char *s, gmpc_addr *a);
 
-/* Default data dir: $GMPOOL_DATA_DIR, $XDG_DATA_HOME/gmpool or
- * $HOME/.local/share/gmpool. */
+/* Default data dir, always absolute: $GMPOOL_DATA_DIR,
+ * $XDG_DATA_HOME/gmpool, $HOME/.local/share/gmpool, or the passwd home's
+ * .local/share/gmpool.  Daemon and clients share this, so they agree. */
 int gmpc_default_data_dir(char *out, size_t cap);
 #define GMPC_DEFAULT_TCP_PORT 7805
+/* A relative path made absolute against the working directory, without
+ * trailing slashes; false when it does not fit. */
+bool gmpc_path_absolute(const char *in, char *out, size_t cap);
 
 /* Credentials file (INI, mode 0600):
  *   [gmpool]

@@ -117,16 +117,19 @@ static void server_proof(void **state)
     fixture *f = *state;
     uint8_t proof[GMPC_MAC_LEN];
     assert_int_equal(gmpc_server_proof(f->t.secret, 32, "alice", f->snonce,
-                                       f->a.cnonce, proof),
+                                       f->a.cnonce, 7, proof),
                      GMP_OK);
     assert_true(gmpc_server_proof_verify(f->t.secret, 32, "alice", f->snonce,
-                                         f->a.cnonce, proof));
+                                         f->a.cnonce, 7, proof));
+    /* bound to the session id handed out */
+    assert_false(gmpc_server_proof_verify(f->t.secret, 32, "alice", f->snonce,
+                                          f->a.cnonce, 8, proof));
     /* the client MAC is not a valid proof (distinct labels) */
     assert_false(gmpc_server_proof_verify(f->t.secret, 32, "alice",
-                                          f->snonce, f->a.cnonce, f->a.mac));
+                                          f->snonce, f->a.cnonce, 0, f->a.mac));
     proof[0] ^= 1;
     assert_false(gmpc_server_proof_verify(f->t.secret, 32, "alice", f->snonce,
-                                          f->a.cnonce, proof));
+                                          f->a.cnonce, 7, proof));
 }
 
 int main(void)
