@@ -593,6 +593,22 @@ static void abuse_tasks(void)
     expect_error(fd, 0x6003, GMP_ERR_SEQ, false);
     expect_alive(fd, 0);
 
+    /* a FINAL alone is a whole task; nothing may follow a final item: a
+     * shard above a FINAL still waiting for seq 0 is SEQ, and the FINAL
+     * fails with it */
+    send_open_sm3(fd, 0x6A01, fresh++);
+    expect_open_ok(fd, 0x6A01);
+    send_frame(fd, GMPC_T_FINAL, 0x6A01, 0, "abc", 3);
+    read_frame(fd, &h, NULL);
+    assert_int_equal(h.type, GMPC_T_FINAL_OK);
+    send_open_sm3(fd, 0x6A02, fresh++);
+    expect_open_ok(fd, 0x6A02);
+    send_frame(fd, GMPC_T_FINAL, 0x6A02, 1, NULL, 0);
+    send_frame(fd, GMPC_T_SHARD, 0x6A02, 2, data, sizeof data);
+    expect_error(fd, 0x6A02, GMP_ERR_SEQ, false);
+    expect_error(fd, 0x6A02, GMP_ERR_SEQ, false); /* the held FINAL */
+    expect_alive(fd, 0);
+
     /* a sequence number far ahead of the reorder span */
     send_open_sm3(fd, 0x6004, fresh++);
     expect_open_ok(fd, 0x6004);
