@@ -89,6 +89,10 @@ static int cmd_node(int argc, char **argv, out_buf *o)
     if (argc == 3 && strcmp(argv[1], "unassign") == 0 &&
         parse_u32(argv[2], &node) == GMP_OK)
         return gmpd_sched_assign(node, 0);
+    if (argc == 3 && (strcmp(argv[1], "down") == 0 ||
+                      strcmp(argv[1], "up") == 0) &&
+        parse_u32(argv[2], &node) == GMP_OK)
+        return gmpd_sched_node_status(node, argv[1][0] == 'u');
     return GMP_ERR_ARG;
 }
 

@@ -179,6 +179,7 @@ uint32_t gmpd_sched_active_tasks(void);
 int gmpd_sched_nodes(void);
 /* admin */
 int gmpd_sched_assign(uint32_t node, uint32_t vcm);
+int gmpd_sched_node_status(uint32_t node, bool up);
 int gmpd_sched_set_threshold(uint32_t vcm, unsigned level, uint32_t count,
                              uint32_t wait_ms);
 void gmpd_sched_status(char *out, size_t cap);  /* text table */

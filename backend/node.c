@@ -57,12 +57,18 @@ int gmpd_nodeset_add(gmpd_nodeset *ns, uint32_t id,
 
 int gmpd_nodeset_remove(gmpd_nodeset *ns, uint32_t id)
 {
+    return gmpd_nodeset_set_status(ns, id, GMPD_NODE_DOWN);
+}
+
+int gmpd_nodeset_set_status(gmpd_nodeset *ns, uint32_t id,
+                            gmpd_node_status st)
+{
     gmpd_node *nd = gmpd_nodeset_get(ns, id);
 
     if (!nd)
         return -1;
     for (int s = 0; s < GMPD_SVC_COUNT; s++)
-        nd->status[s] = GMPD_NODE_DOWN;
+        nd->status[s] = (uint8_t)st;
     return 0;
 }
 

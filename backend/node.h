@@ -44,6 +44,10 @@ int gmpd_nodeset_add(gmpd_nodeset *ns, uint32_t id,
                      const double speed[GMPD_SVC_COUNT]);
 /* A removed node takes no new work; remove fails (-1) while it is unknown. */
 int gmpd_nodeset_remove(gmpd_nodeset *ns, uint32_t id);
+/* Take a node out of service (DOWN: no new tasks, bound work finishes)
+ * or back (UP), for every service type.  -1 when the id is unknown. */
+int gmpd_nodeset_set_status(gmpd_nodeset *ns, uint32_t id,
+                            gmpd_node_status st);
 gmpd_node *gmpd_nodeset_get(gmpd_nodeset *ns, uint32_t id);
 size_t gmpd_nodeset_count(const gmpd_nodeset *ns);
 gmpd_node *gmpd_nodeset_at(gmpd_nodeset *ns, size_t i);

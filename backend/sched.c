@@ -328,6 +328,18 @@ int gmpd_sched_assign(uint32_t node, uint32_t vcm)
     return rc == 0 ? GMP_OK : GMP_ERR_NOT_FOUND;
 }
 
+/* R5: a node leaves or rejoins service while the pool runs. */
+int gmpd_sched_node_status(uint32_t node, bool up)
+{
+    pthread_mutex_lock(&S.mu);
+    int rc = gmpd_nodeset_set_status(S.ns, node,
+                                     up ? GMPD_NODE_UP : GMPD_NODE_DOWN);
+    pthread_mutex_unlock(&S.mu);
+    if (rc == 0)
+        gmpd_log(GMPD_INFO, "node %u %s", node, up ? "up" : "down");
+    return rc == 0 ? GMP_OK : GMP_ERR_NOT_FOUND;
+}
+
 int gmpd_sched_set_threshold(uint32_t vcm, unsigned level, uint32_t count,
                              uint32_t wait_ms)
 {

@@ -266,8 +266,8 @@ int gmpd_task_open(gmpd_session *s, const gmpc_hdr *h, const gmpc_open *o,
     t->placed_len = o->total_len ? o->total_len : GMP_SHARD_DEFAULT;
     t->node = gmpd_sched_place(s->tenant.vcm, ai->svc, t->placed_len);
     if (!t->node) {
-        gmpd_task_close(t, GMP_ERR_INTERNAL);
-        return GMP_ERR_INTERNAL;
+        gmpd_task_close(t, GMP_ERR_NO_NODE);
+        return GMP_ERR_NO_NODE;
     }
     atomic_fetch_add(&t->refs, 1);
     *out = t;

@@ -753,7 +753,7 @@ int gmpd_tenant_get(gmpd_store *s, const char *name, gmpd_tenant *out)
 {
     if (!s || !name_valid(name))
         return GMP_ERR_ARG;
-    gmpd_tenant t;
+    gmpd_tenant t = {0};
     lock(s);
     sqlite3_stmt *st = sql_prep(s, "SELECT id, name, vcm, secret, created "
                                    "FROM tenants WHERE name = ?1");

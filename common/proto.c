@@ -495,6 +495,7 @@ const char *gmp_strerror(int status)
         [GMP_ERR_BUFFER] = "output buffer too small",
         [GMP_ERR_TIMEOUT] = "timed out waiting for gmpoold",
         [GMP_ERR_NOMEM] = "out of memory",
+        [GMP_ERR_NO_NODE] = "no compute node in service",
     };
     if (status < 0 || status >= GMP_ERR_MAX_ || !msgs[status])
         return "unknown error";

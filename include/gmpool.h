@@ -51,6 +51,7 @@ typedef enum gmp_status {
     GMP_ERR_BUFFER = 23,      /* output buffer too small */
     GMP_ERR_TIMEOUT = 24,     /* daemon did not answer in time */
     GMP_ERR_NOMEM = 25,
+    GMP_ERR_NO_NODE = 26,     /* no compute node in service for the task */
     GMP_ERR_MAX_
 } gmp_status;
 

@@ -21,8 +21,10 @@ static const char usage[] =
     "                         its credentials file\n"
     "  tenant list | tenant remove NAME\n"
     "  node list | node assign NODE VCM | node unassign NODE\n"
+    "  node down NODE | node up NODE   take a node out of service and back\n"
     "  queue show | queue threshold LEVEL COUNT [WAIT_MS [VCM]]\n"
-    "  status [-w SECONDS]    live table of nodes, VCMs, queues, bytes/s\n"
+    "  status                 live table of nodes, VCMs, queues, bytes/s\n"
+    "                         (-w SECONDS before the command: refresh)\n"
     "  ping\n"
     "The admin socket defaults to DATA_DIR/admin.sock (GMPOOL_DATA_DIR).\n";
 

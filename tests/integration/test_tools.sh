@@ -112,6 +112,17 @@ got=$(GMPOOL_CREDENTIALS="$work/bob.cred" "$GMPOOL_TOOL" sm3 "$work/in" | cut -d
 got=$("$GMPOOL_TOOL" sm3 "$work/in" | cut -d' ' -f1)
 [ "$want" = "$got" ] && ok "default served by the free node" || bad "default after assign"
 check "node unassign 1" "$GMPOOLCTL" node unassign 1
+check "node down 1" "$GMPOOLCTL" node down 1
+"$GMPOOLCTL" node list | awk '$1 == 1 && $3 == "down"' | grep -q . && ok "node 1 shown down" || bad "node 1 status"
+got=$("$GMPOOL_TOOL" sm3 "$work/in" | cut -d' ' -f1)
+[ "$want" = "$got" ] && ok "served by node 2 while node 1 is down" || bad "node 1 down"
+check "node down 2" "$GMPOOLCTL" node down 2
+"$GMPOOL_TOOL" sm3 "$work/in" >/dev/null 2>"$work/err"
+[ $? -ne 0 ] && grep -q "no compute node in service" "$work/err" && ok "no node up: clear error" || bad "every node down: $(cat "$work/err")"
+check "node up 1" "$GMPOOLCTL" node up 1
+check "node up 2" "$GMPOOLCTL" node up 2
+got=$("$GMPOOL_TOOL" sm3 "$work/in" | cut -d' ' -f1)
+[ "$want" = "$got" ] && ok "back in service" || bad "node up" 
 "$GMPOOLCTL" node assign 99 1 >/dev/null 2>&1 && bad "unknown node accepted" || ok "unknown node refused"
 check "queue threshold" "$GMPOOLCTL" queue threshold 0 10 50
 "$GMPOOLCTL" queue show | awk '$1 == 0 && $2 == 10 && $3 == 50' | grep -q . && ok "queue show" || bad "queue show"

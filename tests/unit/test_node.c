@@ -250,6 +250,12 @@ static void test_removed_gets_nothing(void **state)
         gmpd_nodeset_remove(ns, id);
     assert_null(gmpd_nodeset_place(ns, 0, GMPD_SVC_HASH, TASK_LEN));
     assert_true(gmpd_nodeset_capacity(ns, 0, GMPD_SVC_HASH) == 0);
+
+    /* back in service: placement resumes on it */
+    assert_int_equal(gmpd_nodeset_set_status(ns, 4, GMPD_NODE_UP), 0);
+    assert_int_equal(gmpd_nodeset_set_status(ns, 77, GMPD_NODE_UP), -1);
+    assert_int_equal(place(0, TASK_LEN), 4);
+    assert_true(gmpd_nodeset_capacity(ns, 0, GMPD_SVC_HASH) == 2);
 }
 
 /* A VCM whose own nodes are all down is served from the free pool. */
