@@ -3,31 +3,43 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <gcrypt.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "gmpool.h"
 #include "util.h"
 
-/* One row per algorithm; evp is filled by gmpd_engine_init. */
+/* One row per algorithm; the libcrypto objects are fetched by
+ * gmpd_engine_init.  SM4-GCM comes from libgcrypt: OpenSSL 3.0's default
+ * provider has no SM4-GCM. */
 typedef struct alg_row {
     gmpd_alg_info info;
     EVP_MD *md;
     EVP_CIPHER *cipher;
+    EVP_MAC *mac;
 } alg_row;
 
+#define ROW(alg, name, kind, svc, key, iv, block, out, pad)                   \
+    {{alg, name, kind, svc, key, iv, block, out, pad}, NULL, NULL, NULL}
+
 static alg_row g_algs[] = {
-    {{GMP_ALG_SM3, "SM3", GMPD_KIND_DIGEST, GMPD_SVC_HASH, 0, 0, 1, 32, false},
-     NULL, NULL},
-    {{GMP_ALG_SM4_ECB, "SM4-ECB", GMPD_KIND_CIPHER, GMPD_SVC_CIPHER, 16, 0, 16,
-      0, true}, NULL, NULL},
-    {{GMP_ALG_SM4_CBC, "SM4-CBC", GMPD_KIND_CIPHER, GMPD_SVC_CIPHER, 16, 16, 16,
-      0, true}, NULL, NULL},
-    {{GMP_ALG_SM4_CTR, "SM4-CTR", GMPD_KIND_CIPHER, GMPD_SVC_CIPHER, 16, 16, 1,
-      0, false}, NULL, NULL},
-    {{GMP_ALG_SM4_OFB, "SM4-OFB", GMPD_KIND_CIPHER, GMPD_SVC_CIPHER, 16, 16, 1,
-      0, false}, NULL, NULL},
-    {{GMP_ALG_SM4_CFB, "SM4-CFB", GMPD_KIND_CIPHER, GMPD_SVC_CIPHER, 16, 16, 1,
-      0, false}, NULL, NULL},
+    ROW(GMP_ALG_SM3, "SM3", GMPD_KIND_DIGEST, GMPD_SVC_HASH, 0, 0, 1, 32, false),
+    ROW(GMP_ALG_HMAC_SM3, "HMAC", GMPD_KIND_MAC, GMPD_SVC_HASH, 0, 0, 1, 32,
+        false),
+    ROW(GMP_ALG_SM4_ECB, "SM4-ECB", GMPD_KIND_CIPHER, GMPD_SVC_CIPHER, 16, 0,
+        16, 0, true),
+    ROW(GMP_ALG_SM4_CBC, "SM4-CBC", GMPD_KIND_CIPHER, GMPD_SVC_CIPHER, 16, 16,
+        16, 0, true),
+    ROW(GMP_ALG_SM4_CTR, "SM4-CTR", GMPD_KIND_CIPHER, GMPD_SVC_CIPHER, 16, 16,
+        1, 0, false),
+    ROW(GMP_ALG_SM4_OFB, "SM4-OFB", GMPD_KIND_CIPHER, GMPD_SVC_CIPHER, 16, 16,
+        1, 0, false),
+    ROW(GMP_ALG_SM4_CFB, "SM4-CFB", GMPD_KIND_CIPHER, GMPD_SVC_CIPHER, 16, 16,
+        1, 0, false),
+    ROW(GMP_ALG_SM4_GCM, "SM4-GCM", GMPD_KIND_AEAD, GMPD_SVC_CIPHER, 16, 0, 1,
+        16, false),
 };
 #define N_ALGS (sizeof g_algs / sizeof g_algs[0])
 
@@ -35,22 +47,54 @@ struct gmpd_engine_ctx {
     const alg_row *row;
     EVP_MD_CTX *md;
     EVP_CIPHER_CTX *cipher;
+    EVP_MAC_CTX *mac;
+    gcry_cipher_hd_t gcm;
+    bool decrypt;
+    uint8_t part[16];        /* GCM: bytes short of a whole block */
+    size_t part_len;
 };
+
+static int gcrypt_init(void)
+{
+    /* libgcrypt wants one initialisation per process before use. */
+    if (!gcry_control(GCRYCTL_INITIALIZATION_FINISHED_P)) {
+        if (!gcry_check_version(GCRYPT_VERSION))
+            return GMP_ERR_INTERNAL;
+        gcry_control(GCRYCTL_DISABLE_SECMEM, 0);
+        gcry_control(GCRYCTL_INITIALIZATION_FINISHED, 0);
+    }
+    return GMP_OK;
+}
+
+static bool row_fetch(OSSL_LIB_CTX *lc, alg_row *r)
+{
+    switch (r->info.kind) {
+    case GMPD_KIND_DIGEST:
+        r->md = r->md ? r->md : EVP_MD_fetch(lc, r->info.name, "provider=default");
+        return r->md != NULL;
+    case GMPD_KIND_MAC:
+        r->mac = r->mac ? r->mac : EVP_MAC_fetch(lc, "HMAC", "provider=default");
+        return r->mac != NULL;
+    case GMPD_KIND_CIPHER:
+        r->cipher = r->cipher ? r->cipher
+                              : EVP_CIPHER_fetch(lc, r->info.name,
+                                                 "provider=default");
+        return r->cipher != NULL;
+    case GMPD_KIND_AEAD:
+        return gcry_cipher_algo_info(GCRY_CIPHER_SM4, GCRYCTL_TEST_ALGO, NULL,
+                                     NULL) == 0;
+    }
+    return false;
+}
 
 int gmpd_engine_init(void)
 {
     OSSL_LIB_CTX *lc = gmpc_libctx();
-    if (!lc)
+    if (!lc || gcrypt_init() != GMP_OK)
         return GMP_ERR_INTERNAL;
-    for (size_t i = 0; i < N_ALGS; i++) {
-        alg_row *r = &g_algs[i];
-        if (r->info.kind == GMPD_KIND_DIGEST && !r->md)
-            r->md = EVP_MD_fetch(lc, r->info.name, "provider=default");
-        if (r->info.kind == GMPD_KIND_CIPHER && !r->cipher)
-            r->cipher = EVP_CIPHER_fetch(lc, r->info.name, "provider=default");
-        if (!r->md && !r->cipher)
+    for (size_t i = 0; i < N_ALGS; i++)
+        if (!row_fetch(lc, &g_algs[i]))
             return GMP_ERR_INTERNAL;
-    }
     return GMP_OK;
 }
 
@@ -59,8 +103,10 @@ void gmpd_engine_cleanup(void)
     for (size_t i = 0; i < N_ALGS; i++) {
         EVP_MD_free(g_algs[i].md);
         EVP_CIPHER_free(g_algs[i].cipher);
+        EVP_MAC_free(g_algs[i].mac);
         g_algs[i].md = NULL;
         g_algs[i].cipher = NULL;
+        g_algs[i].mac = NULL;
     }
 }
 
@@ -78,33 +124,71 @@ const gmpd_alg_info *gmpd_engine_find(uint16_t alg)
     return r ? &r->info : NULL;
 }
 
-static int cipher_init(gmpd_engine_ctx *c, unsigned flags, const uint8_t *key,
-                       size_t key_len, const uint8_t *iv, size_t iv_len)
+static int digest_init(gmpd_engine_ctx *c, const gmpd_engine_args *a)
+{
+    if (a->key_len || a->iv_len || a->aad_len)
+        return GMP_ERR_ARG;
+    c->md = EVP_MD_CTX_new();
+    return c->md && EVP_DigestInit_ex2(c->md, c->row->md, NULL)
+               ? GMP_OK
+               : GMP_ERR_INTERNAL;
+}
+
+static int mac_init(gmpd_engine_ctx *c, const gmpd_engine_args *a)
+{
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SM3", 0),
+        OSSL_PARAM_construct_end()};
+    if (a->key_len == 0 || a->iv_len || a->aad_len)
+        return a->key_len == 0 ? GMP_ERR_KEY : GMP_ERR_ARG;
+    c->mac = EVP_MAC_CTX_new(c->row->mac);
+    return c->mac && EVP_MAC_init(c->mac, a->key, a->key_len, params)
+               ? GMP_OK
+               : GMP_ERR_INTERNAL;
+}
+
+static int cipher_init(gmpd_engine_ctx *c, const gmpd_engine_args *a)
 {
     const gmpd_alg_info *in = &c->row->info;
-    if (key_len != in->key_len)
+    if (a->key_len != in->key_len)
         return GMP_ERR_KEY;
-    if (iv_len != in->iv_len)
+    if (a->iv_len != in->iv_len)
         return GMP_ERR_IV;
-    if ((flags & GMP_TASK_PAD) && !in->can_pad)
+    if (((a->flags & GMP_TASK_PAD) && !in->can_pad) || a->aad_len)
         return GMP_ERR_ARG;
     c->cipher = EVP_CIPHER_CTX_new();
-    int enc = (flags & GMP_TASK_DECRYPT) ? 0 : 1;
+    int enc = (a->flags & GMP_TASK_DECRYPT) ? 0 : 1;
     if (!c->cipher ||
-        !EVP_CipherInit_ex2(c->cipher, c->row->cipher, key, iv_len ? iv : NULL,
-                            enc, NULL))
+        !EVP_CipherInit_ex2(c->cipher, c->row->cipher, a->key,
+                            a->iv_len ? a->iv : NULL, enc, NULL))
         return GMP_ERR_INTERNAL;
-    EVP_CIPHER_CTX_set_padding(c->cipher, (flags & GMP_TASK_PAD) ? 1 : 0);
+    EVP_CIPHER_CTX_set_padding(c->cipher, (a->flags & GMP_TASK_PAD) ? 1 : 0);
     return GMP_OK;
 }
 
-gmpd_engine_ctx *gmpd_engine_new(uint16_t alg, unsigned flags,
-                                 const uint8_t *key, size_t key_len,
-                                 const uint8_t *iv, size_t iv_len,
+static int gcm_init(gmpd_engine_ctx *c, const gmpd_engine_args *a)
+{
+    if (a->key_len != 16)
+        return GMP_ERR_KEY;
+    if (a->iv_len == 0)
+        return GMP_ERR_IV;
+    if (a->flags & GMP_TASK_PAD)
+        return GMP_ERR_ARG;
+    c->decrypt = a->flags & GMP_TASK_DECRYPT;
+    if (gcry_cipher_open(&c->gcm, GCRY_CIPHER_SM4, GCRY_CIPHER_MODE_GCM, 0) ||
+        gcry_cipher_setkey(c->gcm, a->key, a->key_len) ||
+        gcry_cipher_setiv(c->gcm, a->iv, a->iv_len) ||
+        (a->aad_len && gcry_cipher_authenticate(c->gcm, a->aad, a->aad_len)))
+        return GMP_ERR_INTERNAL;
+    return GMP_OK;
+}
+
+gmpd_engine_ctx *gmpd_engine_new(uint16_t alg, const gmpd_engine_args *a,
                                  int *status)
 {
     const alg_row *row = find_row(alg);
-    if (!row || (!row->md && !row->cipher)) {
+    if (!row || (!row->md && !row->cipher && !row->mac &&
+                 row->info.kind != GMPD_KIND_AEAD)) {
         *status = GMP_ERR_ALG;
         return NULL;
     }
@@ -114,19 +198,61 @@ gmpd_engine_ctx *gmpd_engine_new(uint16_t alg, unsigned flags,
         return NULL;
     }
     c->row = row;
-    if (row->info.kind == GMPD_KIND_DIGEST) {
-        c->md = EVP_MD_CTX_new();
-        *status = (c->md && EVP_DigestInit_ex2(c->md, row->md, NULL))
-                      ? GMP_OK
-                      : GMP_ERR_INTERNAL;
-    } else {
-        *status = cipher_init(c, flags, key, key_len, iv, iv_len);
+    switch (row->info.kind) {
+    case GMPD_KIND_DIGEST:
+        *status = digest_init(c, a);
+        break;
+    case GMPD_KIND_MAC:
+        *status = mac_init(c, a);
+        break;
+    case GMPD_KIND_CIPHER:
+        *status = cipher_init(c, a);
+        break;
+    case GMPD_KIND_AEAD:
+        *status = gcm_init(c, a);
+        break;
     }
     if (*status != GMP_OK) {
         gmpd_engine_free(c);
         return NULL;
     }
     return c;
+}
+
+static int gcm_run(gmpd_engine_ctx *c, uint8_t *out, const uint8_t *in,
+                   size_t n)
+{
+    gcry_error_t e = c->decrypt ? gcry_cipher_decrypt(c->gcm, out, n, in, n)
+                                : gcry_cipher_encrypt(c->gcm, out, n, in, n);
+    return e ? GMP_ERR_INTERNAL : GMP_OK;
+}
+
+/* libgcrypt takes GCM data in whole blocks until the final call, so up to
+ * 15 bytes wait here for the next update or the final. */
+static int gcm_update(gmpd_engine_ctx *c, const uint8_t *in, size_t n,
+                      uint8_t *out, size_t *out_len)
+{
+    size_t done = 0;
+    if (c->part_len) {
+        size_t k = 16 - c->part_len < n ? 16 - c->part_len : n;
+        memcpy(c->part + c->part_len, in, k);
+        c->part_len += k;
+        in += k;
+        n -= k;
+        if (c->part_len < 16)
+            return GMP_OK;
+        if (gcm_run(c, out, c->part, 16) != GMP_OK)
+            return GMP_ERR_INTERNAL;
+        c->part_len = 0;
+        done = 16;
+    }
+    size_t whole = n & ~(size_t)15;
+    if (whole && gcm_run(c, out + done, in, whole) != GMP_OK)
+        return GMP_ERR_INTERNAL;
+    memcpy(c->part, in + whole, n - whole);
+    c->part_len = n - whole;
+    *out_len = done + whole;
+    return GMP_OK;
 }
 
 int gmpd_engine_update(gmpd_engine_ctx *c, const uint8_t *in, size_t in_len,
@@ -137,10 +263,25 @@ int gmpd_engine_update(gmpd_engine_ctx *c, const uint8_t *in, size_t in_len,
         return GMP_ERR_TOO_BIG;
     if (c->md)
         return EVP_DigestUpdate(c->md, in, in_len) ? GMP_OK : GMP_ERR_INTERNAL;
+    if (c->mac)
+        return EVP_MAC_update(c->mac, in, in_len) ? GMP_OK : GMP_ERR_INTERNAL;
+    if (c->gcm)
+        return gcm_update(c, in, in_len, out, out_len);
     int outl = 0;
     if (!EVP_CipherUpdate(c->cipher, out, &outl, in, (int)in_len))
         return GMP_ERR_INTERNAL;
     *out_len = (size_t)outl;
+    return GMP_OK;
+}
+
+static int gcm_final(gmpd_engine_ctx *c, uint8_t *out, size_t *out_len)
+{
+    gcry_cipher_final(c->gcm);
+    if (c->part_len && gcm_run(c, out, c->part, c->part_len) != GMP_OK)
+        return GMP_ERR_INTERNAL;
+    if (gcry_cipher_gettag(c->gcm, out + c->part_len, GMP_GCM_TAG_LEN))
+        return GMP_ERR_INTERNAL;
+    *out_len = c->part_len + GMP_GCM_TAG_LEN;
     return GMP_OK;
 }
 
@@ -154,6 +295,11 @@ int gmpd_engine_final(gmpd_engine_ctx *c, uint8_t *out, size_t *out_len)
         *out_len = n;
         return GMP_OK;
     }
+    if (c->mac)
+        return EVP_MAC_final(c->mac, out, out_len, 64) ? GMP_OK
+                                                       : GMP_ERR_INTERNAL;
+    if (c->gcm)
+        return gcm_final(c, out, out_len);
     int outl = 0;
     /* Without padding a partial last block is the caller's length error;
      * with padding on decrypt a bad pad is reported the same way. */
@@ -169,6 +315,10 @@ void gmpd_engine_free(gmpd_engine_ctx *c)
         return;
     EVP_MD_CTX_free(c->md);
     EVP_CIPHER_CTX_free(c->cipher);
+    EVP_MAC_CTX_free(c->mac);
+    if (c->gcm)
+        gcry_cipher_close(c->gcm);
+    OPENSSL_cleanse(c->part, sizeof c->part);
     free(c);
 }
 
@@ -185,7 +335,11 @@ double gmpd_engine_measure(gmpd_svc svc)
     uint16_t alg = svc == GMPD_SVC_HASH ? GMP_ALG_SM3 : GMP_ALG_SM4_CBC;
     if (svc == GMPD_SVC_RANDOM)
         alg = GMP_ALG_SM4_CTR; /* DRBG cost tracks a block cipher's */
-    gmpd_engine_ctx *c = gmpd_engine_new(alg, 0, key, 16, iv, 16, &st);
+    gmpd_engine_args a = {0};
+    if (alg != GMP_ALG_SM3)
+        a = (gmpd_engine_args){.key = key, .key_len = 16, .iv = iv,
+                               .iv_len = 16};
+    gmpd_engine_ctx *c = gmpd_engine_new(alg, &a, &st);
     if (!c || !buf || !out) {
         gmpd_engine_free(c);
         free(buf);

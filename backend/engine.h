@@ -11,7 +11,12 @@
 
 #include "node.h"
 
-typedef enum gmpd_alg_kind { GMPD_KIND_DIGEST, GMPD_KIND_CIPHER } gmpd_alg_kind;
+typedef enum gmpd_alg_kind {
+    GMPD_KIND_DIGEST,
+    GMPD_KIND_MAC,
+    GMPD_KIND_CIPHER,
+    GMPD_KIND_AEAD
+} gmpd_alg_kind;
 
 typedef struct gmpd_alg_info {
     uint16_t alg;            /* gmp_alg */
@@ -31,15 +36,24 @@ int gmpd_engine_init(void);   /* fetches every algorithm once */
 void gmpd_engine_cleanup(void);
 const gmpd_alg_info *gmpd_engine_find(uint16_t alg);
 
+/* What a task brings to its engine context. */
+typedef struct gmpd_engine_args {
+    unsigned flags;                  /* GMP_TASK_* */
+    const uint8_t *key;
+    size_t key_len;
+    const uint8_t *iv;
+    size_t iv_len;
+    const uint8_t *aad;              /* AEAD only */
+    size_t aad_len;
+} gmpd_engine_args;
+
 /* Creates a context; returns NULL with *status set (ALG/KEY/IV/...). */
-gmpd_engine_ctx *gmpd_engine_new(uint16_t alg, unsigned task_flags,
-                                 const uint8_t *key, size_t key_len,
-                                 const uint8_t *iv, size_t iv_len,
+gmpd_engine_ctx *gmpd_engine_new(uint16_t alg, const gmpd_engine_args *a,
                                  int *status);
 /* out must hold in_len + 16 bytes. */
 int gmpd_engine_update(gmpd_engine_ctx *c, const uint8_t *in, size_t in_len,
                        uint8_t *out, size_t *out_len);
-/* out must hold 64 bytes. */
+/* out must hold 64 bytes: the last output, then for AEAD the 16-byte tag. */
 int gmpd_engine_final(gmpd_engine_ctx *c, uint8_t *out, size_t *out_len);
 void gmpd_engine_free(gmpd_engine_ctx *c);
 /* Random bytes from the default provider's DRBG. */

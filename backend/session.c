@@ -182,6 +182,8 @@ static int task_key(gmpd_session *s, const gmpd_alg_info *ai,
     if (ai->kind == GMPD_KIND_DIGEST)
         return (o->key_len || o->key_handle || o->iv_len) ? GMP_ERR_ARG
                                                            : GMP_OK;
+    if (ai->kind != GMPD_KIND_AEAD && o->aad_len)
+        return GMP_ERR_ARG;
     if (!o->key_handle) {
         memcpy(key, o->key, o->key_len);
         *key_len = o->key_len;
@@ -194,7 +196,9 @@ static int task_key(gmpd_session *s, const gmpd_alg_info *ai,
                           GMP_MAX_KEY_LEN, key_len);
     if (rc == GMP_ERR_NOT_FOUND)
         return GMP_ERR_KEY;
-    if (rc == GMP_OK && a.type != GMP_KEY_SM4 && a.type != GMP_KEY_GENERIC)
+    /* HMAC takes any secret; a cipher only SM4 or generic ones */
+    if (rc == GMP_OK && ai->kind != GMPD_KIND_MAC &&
+        a.type != GMP_KEY_SM4 && a.type != GMP_KEY_GENERIC)
         rc = GMP_ERR_KEY;
     return rc;
 }
@@ -213,8 +217,11 @@ static gmpd_task *task_new(gmpd_session *s, const gmpc_hdr *h,
         *rc = GMP_ERR_NOMEM;
         return NULL;
     }
-    t->ctx = gmpd_engine_new(h->alg, h->flags, key, key_len, o->iv,
-                             o->iv_len, rc);
+    gmpd_engine_args args = {.flags = h->flags, .key = key,
+                             .key_len = key_len, .iv = o->iv,
+                             .iv_len = o->iv_len, .aad = o->aad,
+                             .aad_len = o->aad_len};
+    t->ctx = gmpd_engine_new(h->alg, &args, rc);
     OPENSSL_cleanse(key, sizeof key);
     if (!t->ctx) {
         free(t);

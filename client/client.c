@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "task.h"
 
@@ -246,6 +247,7 @@ GMP_API int gmp_random(gmp_client *c, void *buf, size_t len)
 static void task_destroy(gmp_task *t)
 {
     free(t->stage);
+    free(t->open_payload);
     pthread_mutex_destroy(&t->mu);
     pthread_cond_destroy(&t->cv);
     OPENSSL_cleanse(t, sizeof *t);
@@ -259,13 +261,18 @@ static int task_open(gmp_client *c, gmp_alg alg, unsigned flags,
     uint64_t gen;
     csess *s = sess_of(c, &gen);
     gmp_task *t = s ? calloc(1, sizeof *t) : NULL;
-    if (!t || (digest && !(t->stage = malloc(c->cfg.shard)))) {
+    size_t cap = 160 + op_payload->aad_len;
+    if (!t || (digest && !(t->stage = malloc(c->cfg.shard))) ||
+        !(t->open_payload = malloc(cap))) {
+        if (t)
+            free(t->stage);
         free(t);
         return gmp_fail(GMP_ERR_NOMEM, "out of memory");
     }
-    gmpc_wbuf w = {t->open_payload, sizeof t->open_payload, 0, false};
+    gmpc_wbuf w = {t->open_payload, cap, 0, false};
     gmpc_open_encode(op_payload, &w);
     t->open_len = w.len;
+    t->aead = alg == GMP_ALG_SM4_GCM;
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
     t->c = c;
@@ -314,6 +321,67 @@ GMP_API int gmp_digest_open(gmp_client *c, gmp_alg alg,
         return gmp_fail(GMP_ERR_ARG, "priority must be 0..7");
     gmpc_open op_payload = {.total_len = o ? o->total_len : 0};
     return task_open(c, alg, 0, &op_payload, o, true, out);
+}
+
+GMP_API int gmp_mac_open(gmp_client *c, gmp_alg alg, const uint8_t *key,
+                         size_t key_len, const gmp_task_options *o,
+                         gmp_task **out)
+{
+    if (!out)
+        return gmp_fail(GMP_ERR_ARG, "out is NULL");
+    *out = NULL;
+    if (!c || (!key && key_len))
+        return gmp_fail(GMP_ERR_ARG, "NULL argument");
+    if (key_len == 0)
+        return gmp_fail(GMP_ERR_KEY, "HMAC needs a key");
+    if (o && o->priority > 7)
+        return gmp_fail(GMP_ERR_ARG, "priority must be 0..7");
+    gmpc_open op_payload = {.total_len = o ? o->total_len : 0};
+    /* RFC 2104: a key longer than the block is replaced by its hash */
+    if (key_len > 64) {
+        unsigned n = 0;
+        EVP_MD *sm3 = EVP_MD_fetch(gmpc_libctx(), "SM3", NULL);
+        int ok = sm3 && EVP_Digest(key, key_len, op_payload.key, &n, sm3, NULL);
+        EVP_MD_free(sm3);
+        if (!ok)
+            return gmp_fail(GMP_ERR_INTERNAL, "cannot hash the HMAC key");
+        op_payload.key_len = n;
+    } else {
+        memcpy(op_payload.key, key, key_len);
+        op_payload.key_len = key_len;
+    }
+    int rc = task_open(c, alg, 0, &op_payload, o, true, out);
+    OPENSSL_cleanse(&op_payload, sizeof op_payload);
+    return rc;
+}
+
+GMP_API int gmp_aead_open(gmp_client *c, gmp_alg alg, unsigned flags,
+                          const uint8_t *key, size_t key_len,
+                          const uint8_t *iv, size_t iv_len,
+                          const uint8_t *aad, size_t aad_len,
+                          const gmp_task_options *o, gmp_task **out)
+{
+    if (!out)
+        return gmp_fail(GMP_ERR_ARG, "out is NULL");
+    *out = NULL;
+    if (!c || !key || !iv || (!aad && aad_len))
+        return gmp_fail(GMP_ERR_ARG, "NULL argument");
+    if (key_len > GMP_MAX_KEY_LEN || iv_len == 0 || iv_len > GMP_MAX_IV_LEN ||
+        aad_len > GMP_MAX_AAD_LEN)
+        return gmp_fail(key_len > GMP_MAX_KEY_LEN ? GMP_ERR_KEY
+                        : aad_len > GMP_MAX_AAD_LEN ? GMP_ERR_TOO_BIG
+                                                    : GMP_ERR_IV,
+                        "key, IV (1..16 bytes) or AAD (up to 65535) length");
+    if ((o && o->priority > 7) || (flags & ~GMP_TASK_DECRYPT))
+        return gmp_fail(GMP_ERR_ARG, "bad priority or flags");
+    gmpc_open op_payload = {.key_len = key_len, .iv_len = iv_len,
+                            .total_len = o ? o->total_len : 0, .aad = aad,
+                            .aad_len = aad_len};
+    memcpy(op_payload.key, key, key_len);
+    memcpy(op_payload.iv, iv, iv_len);
+    int rc = task_open(c, alg, flags, &op_payload, o, false, out);
+    OPENSSL_cleanse(&op_payload, sizeof op_payload);
+    return rc;
 }
 
 GMP_API int gmp_cipher_open(gmp_client *c, gmp_alg alg, unsigned flags,
@@ -475,6 +543,36 @@ GMP_API int gmp_task_update(gmp_task *t, const void *in, size_t in_len,
     return cipher_run(t, in, in_len, false, out, out_len);
 }
 
+/* The daemon appends the tag to the last output; keep it apart. */
+static int aead_final(gmp_task *t, void *out, size_t *out_len)
+{
+    uint8_t buf[2 * GMP_SM4_BLOCK];
+    size_t n = sizeof buf;
+    int rc = cipher_run(t, NULL, 0, true, buf, &n);
+    if (rc == GMP_OK && n < GMP_GCM_TAG_LEN)
+        rc = gmp_fail(GMP_ERR_PROTO, "AEAD final without a tag");
+    if (rc != GMP_OK) {
+        *out_len = 0;
+        return rc;
+    }
+    n -= GMP_GCM_TAG_LEN;
+    memcpy(t->tag, buf + n, GMP_GCM_TAG_LEN);
+    t->has_tag = true;
+    memcpy(out, buf, n);
+    *out_len = n;
+    return GMP_OK;
+}
+
+GMP_API int gmp_task_get_tag(gmp_task *t, uint8_t *tag, size_t tag_len)
+{
+    if (!t || !tag || tag_len == 0 || tag_len > GMP_GCM_TAG_LEN)
+        return gmp_fail(GMP_ERR_ARG, "gmp_task_get_tag: bad argument");
+    if (!t->has_tag)
+        return gmp_fail(GMP_ERR_STATE, "no tag before a successful final");
+    memcpy(tag, t->tag, tag_len);
+    return GMP_OK;
+}
+
 GMP_API int gmp_task_final(gmp_task *t, void *out, size_t *out_len)
 {
     if (!t || !out || !out_len)
@@ -490,6 +588,8 @@ GMP_API int gmp_task_final(gmp_task *t, void *out, size_t *out_len)
     if (*out_len < need)
         return gmp_fail(GMP_ERR_BUFFER, "final needs %zu bytes of output",
                         need);
+    if (t->aead)
+        return aead_final(t, out, out_len);
     if (!t->digest)
         return cipher_run(t, NULL, 0, true, out, out_len);
     pthread_mutex_lock(&t->mu);

@@ -32,11 +32,14 @@ struct gmp_task {
     uint16_t alg;
     uint8_t flags, priority;
     uint32_t deadline_ms;
-    bool digest;
+    bool digest;               /* digest or MAC: data is copied, output at final */
+    bool aead;                 /* the final output ends with the tag */
     unsigned shard;
     unsigned q_cap;
-    uint8_t open_payload[160];
+    uint8_t *open_payload;
     size_t open_len;
+    uint8_t tag[GMP_GCM_TAG_LEN];
+    bool has_tag;
 
     pthread_mutex_t mu;
     pthread_cond_t cv;

@@ -376,6 +376,8 @@ int gmpc_open_encode(const gmpc_open *o, gmpc_wbuf *w)
     gmpc_w_blob(w, o->key, o->key_len);
     gmpc_w_blob(w, o->iv, o->iv_len);
     gmpc_w_u64(w, o->total_len);
+    if (o->aad_len)
+        gmpc_w_blob(w, o->aad, o->aad_len);
     return w->overflow ? GMP_ERR_TOO_BIG : GMP_OK;
 }
 
@@ -386,6 +388,10 @@ int gmpc_open_decode(const uint8_t *p, size_t n, gmpc_open *o)
     const uint8_t *k = gmpc_r_blob(&r, sizeof o->key, &o->key_len);
     const uint8_t *iv = gmpc_r_blob(&r, sizeof o->iv, &o->iv_len);
     o->total_len = gmpc_r_u64(&r);
+    o->aad = NULL;
+    o->aad_len = 0;
+    if (!r.bad && r.off < r.len)
+        o->aad = gmpc_r_blob(&r, UINT16_MAX, &o->aad_len);
     if (!gmpc_r_done(&r))
         return GMP_ERR_PROTO;
     if (o->key_len)

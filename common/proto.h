@@ -152,7 +152,8 @@ typedef struct gmpc_auth_ok {
     uint32_t window;
 } gmpc_auth_ok;
 
-/* OPEN payload: key handle (0 = none), key blob, iv blob, total length. */
+/* OPEN payload: key handle (0 = none), key blob, iv blob, total length,
+ * then for AEAD only an AAD blob (absent = none). */
 typedef struct gmpc_open {
     uint32_t key_handle;
     uint8_t key[64];
@@ -160,6 +161,8 @@ typedef struct gmpc_open {
     uint8_t iv[16];
     size_t iv_len;
     uint64_t total_len;
+    const uint8_t *aad;     /* points into the payload when decoded */
+    size_t aad_len;
 } gmpc_open;
 
 /* KEY operations */

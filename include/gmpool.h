@@ -64,7 +64,8 @@ typedef enum gmp_alg {
     GMP_ALG_SM4_CTR = 0x0103,
     GMP_ALG_SM4_OFB = 0x0104,
     GMP_ALG_SM4_CFB = 0x0105,
-    GMP_ALG_RANDOM = 0x0F01
+    GMP_ALG_SM4_GCM = 0x0106,    /* AEAD: AAD at open, tag after final */
+    GMP_ALG_HMAC_SM3 = 0x0201    /* MAC: key at open, tag at final */
 } gmp_alg;
 
 /* Key types stored in a tenant's keystore. */
@@ -91,6 +92,8 @@ typedef enum gmp_key_type {
 #define GMP_SM4_BLOCK 16u
 #define GMP_MAX_KEY_LEN 64u
 #define GMP_MAX_IV_LEN 16u
+#define GMP_MAX_AAD_LEN 65535u
+#define GMP_GCM_TAG_LEN 16u
 
 typedef struct gmp_client gmp_client;
 typedef struct gmp_task gmp_task;
@@ -136,6 +139,22 @@ GMP_API int gmp_cipher_open(gmp_client *c, gmp_alg alg, unsigned flags,
                     const uint8_t *key, size_t key_len, uint32_t key_handle,
                     const uint8_t *iv, size_t iv_len,
                     const gmp_task_options *o, gmp_task **out);
+/* MAC task (HMAC-SM3): like a digest, keyed; final writes the 32-byte
+ * tag.  Keys longer than 64 bytes are first hashed, as HMAC specifies. */
+GMP_API int gmp_mac_open(gmp_client *c, gmp_alg alg, const uint8_t *key,
+                         size_t key_len, const gmp_task_options *o,
+                         gmp_task **out);
+/* AEAD task (SM4-GCM): the AAD goes with the open.  Cipher updates may
+ * hold back up to 15 bytes, which final returns.  After final,
+ * gmp_task_get_tag gives the 16-byte tag computed over the ciphertext: for
+ * encryption the tag to send, for decryption the one to compare (the
+ * caller compares, in constant time, with the tag it received). */
+GMP_API int gmp_aead_open(gmp_client *c, gmp_alg alg, unsigned flags,
+                          const uint8_t *key, size_t key_len,
+                          const uint8_t *iv, size_t iv_len,
+                          const uint8_t *aad, size_t aad_len,
+                          const gmp_task_options *o, gmp_task **out);
+GMP_API int gmp_task_get_tag(gmp_task *t, uint8_t *tag, size_t tag_len);
 /* Digest: out/out_len unused (may be NULL).  Cipher: writes the output that
  * is ready (whole blocks) to out; *out_len is its capacity on entry
  * (at least in_len + 16) and the number of bytes written on return. */

@@ -526,6 +526,116 @@ static void restart_mid_job(void **state)
     gmp_client_close(c);
 }
 
+/* HMAC-SM3 in the pool equals libcrypto's, for short, block-size and
+ * long (pre-hashed) keys and random split points. */
+static void hmac_sm3(void **state)
+{
+    (void)state;
+    static const size_t key_lens[] = {1, 16, 64, 65, 200};
+    gmp_client *c = client(GMP_SHARD_MIN);
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", "provider=default");
+    for (size_t k = 0; k < sizeof key_lens / sizeof *key_lens; k++) {
+        size_t len = (size_t)(rnd() % (1u << 20));
+        uint8_t *key = random_bytes(key_lens[k]), *in = random_bytes(len);
+        uint8_t want[32], got[32];
+        size_t wl = 0, gl = 32;
+        OSSL_PARAM p[] = {OSSL_PARAM_construct_utf8_string("digest", "SM3", 0),
+                          OSSL_PARAM_construct_end()};
+        EVP_MAC_CTX *m = EVP_MAC_CTX_new(mac);
+        assert_true(EVP_MAC_init(m, key, key_lens[k], p));
+        assert_true(EVP_MAC_update(m, in, len));
+        assert_true(EVP_MAC_final(m, want, &wl, sizeof want));
+        EVP_MAC_CTX_free(m);
+        gmp_task *t;
+        assert_int_equal(gmp_mac_open(c, GMP_ALG_HMAC_SM3, key, key_lens[k],
+                                      NULL, &t),
+                         GMP_OK);
+        for (size_t off = 0; off < len;) {
+            size_t n = 1 + (size_t)(rnd() % (len - off));
+            assert_int_equal(gmp_task_update(t, in + off, n, NULL, NULL),
+                             GMP_OK);
+            off += n;
+        }
+        assert_int_equal(gmp_task_final(t, got, &gl), GMP_OK);
+        assert_int_equal(gl, 32);
+        assert_memory_equal(got, want, 32);
+        gmp_task_free(t);
+        free(key), free(in);
+    }
+    EVP_MAC_free(mac);
+    gmp_task *t;
+    assert_int_equal(gmp_mac_open(c, GMP_ALG_HMAC_SM3, NULL, 0, NULL, &t),
+                     GMP_ERR_KEY);
+    gmp_client_close(c);
+}
+
+/* RFC 8998 A.1: SM4-GCM, which OpenSSL 3.0's default provider lacks, from
+ * the pool; updates split at odd points; the tag of a tampered ciphertext
+ * differs. */
+static void sm4_gcm(void **state)
+{
+    (void)state;
+    uint8_t key[16], iv[12], aad[20], pt[64], ct[64], tag[16];
+    hex("0123456789ABCDEFFEDCBA9876543210", key, 16);
+    hex("00001234567800000000ABCD", iv, 12);
+    hex("FEEDFACEDEADBEEFFEEDFACEDEADBEEFABADDAD2", aad, 20);
+    hex("AAAAAAAAAAAAAAAABBBBBBBBBBBBBBBBCCCCCCCCCCCCCCCCDDDDDDDDDDDDDDDD"
+        "EEEEEEEEEEEEEEEEFFFFFFFFFFFFFFFFEEEEEEEEEEEEEEEEAAAAAAAAAAAAAAAA",
+        pt, 64);
+    hex("17F399F08C67D5EE19D0DC9969C4BB7D5FD46FD3756489069157B282BB200735"
+        "D82710CA5C22F0CCFA7CBF93D496AC15A56834CBCF98C397B4024A2691233B8D",
+        ct, 64);
+    hex("83DE3541E4C2B58177E065A9BF7B62EC", tag, 16);
+    gmp_client *c = client(0);
+    for (int dir = 0; dir < 2; dir++) {
+        const uint8_t *in = dir ? ct : pt, *want = dir ? pt : ct;
+        gmp_task *t;
+        assert_int_equal(gmp_aead_open(c, GMP_ALG_SM4_GCM,
+                                       dir ? GMP_TASK_DECRYPT : 0, key, 16, iv,
+                                       12, aad, 20, NULL, &t),
+                         GMP_OK);
+        uint8_t out[128], got_tag[16];
+        size_t off = 0, n;
+        static const size_t cuts[] = {5, 16, 27, 64};
+        size_t prev = 0;
+        for (int i = 0; i < 4; i++) {
+            n = sizeof out - off;
+            assert_int_equal(gmp_task_update(t, in + prev, cuts[i] - prev,
+                                             out + off, &n),
+                             GMP_OK);
+            off += n;
+            prev = cuts[i];
+        }
+        n = 32;
+        assert_int_equal(gmp_task_final(t, out + off, &n), GMP_OK);
+        off += n;
+        assert_int_equal(off, 64);
+        assert_memory_equal(out, want, 64);
+        assert_int_equal(gmp_task_get_tag(t, got_tag, 16), GMP_OK);
+        assert_memory_equal(got_tag, tag, 16);
+        gmp_task_free(t);
+    }
+    /* one flipped ciphertext bit: a different tag */
+    ct[10] ^= 1;
+    gmp_task *t;
+    uint8_t out[96], got_tag[16];
+    size_t n = sizeof out;
+    assert_int_equal(gmp_aead_open(c, GMP_ALG_SM4_GCM, GMP_TASK_DECRYPT, key,
+                                   16, iv, 12, aad, 20, NULL, &t),
+                     GMP_OK);
+    assert_int_equal(gmp_task_get_tag(t, got_tag, 16), GMP_ERR_STATE);
+    assert_int_equal(gmp_task_update(t, ct, 64, out, &n), GMP_OK);
+    n = 32;
+    assert_int_equal(gmp_task_final(t, out, &n), GMP_OK);
+    assert_int_equal(gmp_task_get_tag(t, got_tag, 16), GMP_OK);
+    assert_memory_not_equal(got_tag, tag, 16);
+    gmp_task_free(t);
+    assert_int_equal(gmp_aead_open(c, GMP_ALG_SM4_GCM, 0, key, 16, iv, 0,
+                                   NULL, 0, NULL, &t),
+                     GMP_ERR_IV);
+    gmp_client_close(c);
+}
+
 /* TCP transport and the tool both work too. */
 static void tcp_and_tool(void **state)
 {
@@ -558,6 +668,8 @@ int main(void)
         cmocka_unit_test(bad_calls),
         cmocka_unit_test(threads),
         cmocka_unit_test(fork_child),
+        cmocka_unit_test(hmac_sm3),
+        cmocka_unit_test(sm4_gcm),
         cmocka_unit_test(tcp_and_tool),
         cmocka_unit_test(restart_mid_job),
     };
