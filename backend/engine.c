@@ -50,8 +50,6 @@ struct gmpd_engine_ctx {
     EVP_MAC_CTX *mac;
     gcry_cipher_hd_t gcm;
     bool decrypt;
-    uint8_t part[16];        /* GCM: bytes short of a whole block */
-    size_t part_len;
 };
 
 static int gcrypt_init(void)
@@ -219,39 +217,16 @@ gmpd_engine_ctx *gmpd_engine_new(uint16_t alg, const gmpd_engine_args *a,
     return c;
 }
 
-static int gcm_run(gmpd_engine_ctx *c, uint8_t *out, const uint8_t *in,
-                   size_t n)
-{
-    gcry_error_t e = c->decrypt ? gcry_cipher_decrypt(c->gcm, out, n, in, n)
-                                : gcry_cipher_encrypt(c->gcm, out, n, in, n);
-    return e ? GMP_ERR_INTERNAL : GMP_OK;
-}
-
-/* libgcrypt takes GCM data in whole blocks until the final call, so up to
- * 15 bytes wait here for the next update or the final. */
+/* libgcrypt's GCM takes data in pieces of any length, so the output of
+ * every update is as long as its input, as EVP callers expect. */
 static int gcm_update(gmpd_engine_ctx *c, const uint8_t *in, size_t n,
                       uint8_t *out, size_t *out_len)
 {
-    size_t done = 0;
-    if (c->part_len) {
-        size_t k = 16 - c->part_len < n ? 16 - c->part_len : n;
-        memcpy(c->part + c->part_len, in, k);
-        c->part_len += k;
-        in += k;
-        n -= k;
-        if (c->part_len < 16)
-            return GMP_OK;
-        if (gcm_run(c, out, c->part, 16) != GMP_OK)
-            return GMP_ERR_INTERNAL;
-        c->part_len = 0;
-        done = 16;
-    }
-    size_t whole = n & ~(size_t)15;
-    if (whole && gcm_run(c, out + done, in, whole) != GMP_OK)
+    gcry_error_t e = c->decrypt ? gcry_cipher_decrypt(c->gcm, out, n, in, n)
+                                : gcry_cipher_encrypt(c->gcm, out, n, in, n);
+    if (e)
         return GMP_ERR_INTERNAL;
-    memcpy(c->part, in + whole, n - whole);
-    c->part_len = n - whole;
-    *out_len = done + whole;
+    *out_len = n;
     return GMP_OK;
 }
 
@@ -274,14 +249,12 @@ int gmpd_engine_update(gmpd_engine_ctx *c, const uint8_t *in, size_t in_len,
     return GMP_OK;
 }
 
+/* The final output of a GCM task is its tag, for either direction. */
 static int gcm_final(gmpd_engine_ctx *c, uint8_t *out, size_t *out_len)
 {
-    gcry_cipher_final(c->gcm);
-    if (c->part_len && gcm_run(c, out, c->part, c->part_len) != GMP_OK)
+    if (gcry_cipher_gettag(c->gcm, out, GMP_GCM_TAG_LEN))
         return GMP_ERR_INTERNAL;
-    if (gcry_cipher_gettag(c->gcm, out + c->part_len, GMP_GCM_TAG_LEN))
-        return GMP_ERR_INTERNAL;
-    *out_len = c->part_len + GMP_GCM_TAG_LEN;
+    *out_len = GMP_GCM_TAG_LEN;
     return GMP_OK;
 }
 
@@ -318,7 +291,6 @@ void gmpd_engine_free(gmpd_engine_ctx *c)
     EVP_MAC_CTX_free(c->mac);
     if (c->gcm)
         gcry_cipher_close(c->gcm);
-    OPENSSL_cleanse(c->part, sizeof c->part);
     free(c);
 }
 

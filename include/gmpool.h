@@ -144,8 +144,8 @@ GMP_API int gmp_cipher_open(gmp_client *c, gmp_alg alg, unsigned flags,
 GMP_API int gmp_mac_open(gmp_client *c, gmp_alg alg, const uint8_t *key,
                          size_t key_len, const gmp_task_options *o,
                          gmp_task **out);
-/* AEAD task (SM4-GCM): the AAD goes with the open.  Cipher updates may
- * hold back up to 15 bytes, which final returns.  After final,
+/* AEAD task (SM4-GCM): the AAD goes with the open.  Each update returns
+ * as many bytes as it was given; final returns none.  After final,
  * gmp_task_get_tag gives the 16-byte tag computed over the ciphertext: for
  * encryption the tag to send, for decryption the one to compare (the
  * caller compares, in constant time, with the tag it received). */
