@@ -523,6 +523,21 @@ static int cipher_run(gmp_task *t, const uint8_t *p, size_t len, bool final,
     return rc;
 }
 
+/* The most output an update can produce: stream modes return in_len;
+ * ECB/CBC the whole blocks of what is pending plus in_len, and, decrypting
+ * with padding, the block held back by the last update (held only when
+ * nothing was pending, as EVP does, so in_len + 16 always suffices). */
+static size_t update_room(const gmp_task *t, size_t in_len)
+{
+    if (t->alg != GMP_ALG_SM4_ECB && t->alg != GMP_ALG_SM4_CBC)
+        return in_len;
+    size_t pending = (size_t)(t->bytes_in % GMP_SM4_BLOCK);
+    size_t whole = (pending + in_len) & ~(size_t)(GMP_SM4_BLOCK - 1);
+    bool held = (t->flags & GMP_TASK_PAD) && (t->flags & GMP_TASK_DECRYPT) &&
+                t->bytes_in > 0 && pending == 0;
+    return whole + (held ? GMP_SM4_BLOCK : 0);
+}
+
 GMP_API int gmp_task_update(gmp_task *t, const void *in, size_t in_len,
                             void *out, size_t *out_len)
 {
@@ -537,10 +552,13 @@ GMP_API int gmp_task_update(gmp_task *t, const void *in, size_t in_len,
         return task_error(t);
     if (t->digest)
         return digest_update(t, in, in_len);
-    if (!out_len || (!out && *out_len) || *out_len < in_len + GMP_SM4_BLOCK)
+    size_t need = update_room(t, in_len);
+    if (!out_len || (!out && *out_len) || *out_len < need)
         return gmp_fail(GMP_ERR_BUFFER,
-                        "cipher update needs in_len + 16 bytes of output");
-    return cipher_run(t, in, in_len, false, out, out_len);
+                        "cipher update needs %zu bytes of output", need);
+    rc = cipher_run(t, in, in_len, false, out, out_len);
+    t->bytes_in += in_len;
+    return rc;
 }
 
 /* The daemon appends the tag to the last output; keep it apart. */

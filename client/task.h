@@ -50,6 +50,7 @@ struct gmp_task {
     cshard *q_head, *q_tail;   /* queued, not yet sent */
     size_t q_bytes;
     uint32_t next_seq;
+    uint64_t bytes_in;         /* cipher input so far (application thread) */
     uint32_t final_seq;        /* valid when final_queued */
     cshard *inflight_list;
     unsigned inflight, max_inflight;

@@ -156,8 +156,10 @@ GMP_API int gmp_aead_open(gmp_client *c, gmp_alg alg, unsigned flags,
                           const gmp_task_options *o, gmp_task **out);
 GMP_API int gmp_task_get_tag(gmp_task *t, uint8_t *tag, size_t tag_len);
 /* Digest: out/out_len unused (may be NULL).  Cipher: writes the output that
- * is ready (whole blocks) to out; *out_len is its capacity on entry
- * (at least in_len + 16) and the number of bytes written on return. */
+ * is ready to out; *out_len is its capacity on entry and the bytes written
+ * on return.  Room needed: in_len for the stream modes; for ECB/CBC the
+ * whole blocks of (bytes pending + in_len), plus 16 when decrypting with
+ * padding (in_len + 16 always suffices, as with EVP). */
 GMP_API int gmp_task_update(gmp_task *t, const void *in, size_t in_len,
                     void *out, size_t *out_len);
 /* Digest: writes the digest.  Cipher: writes the last block(s). */
