@@ -12,7 +12,7 @@
 
 /* Measured crossover (docs/provider.md): below about this many bytes a
  * round trip to the pool costs more than computing here. */
-#define DEFAULT_LOCAL_THRESHOLD (64u * 1024u)
+#define DEFAULT_LOCAL_THRESHOLD (128u * 1024u)
 
 static OSSL_FUNC_core_new_error_fn *c_new_error;
 static OSSL_FUNC_core_set_error_debug_fn *c_set_error_debug;

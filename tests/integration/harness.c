@@ -168,7 +168,17 @@ void gmpt_stop(gmpt_daemon *d)
 
 void gmpt_restart(gmpt_daemon *d)
 {
+    gmpt_pause(d);
+    gmpt_resume(d);
+}
+
+void gmpt_pause(gmpt_daemon *d)
+{
     stop_process(d);
+}
+
+void gmpt_resume(gmpt_daemon *d)
+{
     spawn(d);
     wait_ready(d);
 }

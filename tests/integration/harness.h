@@ -30,6 +30,10 @@ gmpt_daemon *gmpt_start(const char *const *extra);
 void gmpt_stop(gmpt_daemon *d);
 /* Stop and start again on the same data dir and addresses. */
 void gmpt_restart(gmpt_daemon *d);
+/* Stop (clean exit checked) without removing anything; resume starts it
+ * again on the same data dir and addresses. */
+void gmpt_pause(gmpt_daemon *d);
+void gmpt_resume(gmpt_daemon *d);
 /* Runs gmpoolctl (path from $GMPOOLCTL) --admin d->admin ARGS; returns the
  * exit status and its stdout (malloc'd, caller frees) in *out if out. */
 int gmpt_ctl(gmpt_daemon *d, char **out, const char *args);
