@@ -2,7 +2,8 @@
 # Installs the Debian 12 packages gmpool builds and tests with, if missing.
 set -eu
 PKGS="build-essential meson ninja-build pkg-config openssl libssl-dev
-libuv1-dev libsqlite3-dev libinih-dev libcmocka-dev libgcrypt20-dev"
+libuv1-dev libsqlite3-dev libinih-dev libcmocka-dev libgcrypt20-dev
+gnuplot-nox"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
