@@ -304,8 +304,14 @@ static int hmac_set_params(void *vctx, const OSSL_PARAM params[])
         } else {
             memcpy(h->key, k, kl);
         }
+        if (kl == 0) {
+            /* the pool's HMAC needs key bytes: refuse now, not at update */
+            gmprov_err(h->prov, GMPROV_R_BAD_KEY_LENGTH,
+                       "an empty HMAC key is not supported");
+            return 0;
+        }
         h->key_len = kl;
-        h->keyed = kl > 0;
+        h->keyed = true;
     }
     return 1;
 }

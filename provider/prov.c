@@ -134,7 +134,10 @@ static int load_settings(gmprov_ctx *p)
         const char *env = getenv(g_settings[i].env);
         const char *v = env && *env ? env : vals[i];
         if (v && !apply(p, g_settings[i].key, v)) {
-            gmprov_err(p, GMPROV_R_CONFIG, "bad value '%s' for %s (%s)", v,
+            /* the reason strings are not registered yet during init, so
+             * the detail text says what went wrong on its own */
+            gmprov_err(p, GMPROV_R_CONFIG,
+                       "bad gmpool provider setting: '%s' for %s (%s)", v,
                        g_settings[i].key, env && *env ? g_settings[i].env
                                                       : "provider section");
             return 0;
