@@ -454,6 +454,16 @@ rc=$?
 [ $rc -ne 0 ] && [ $rc -ne 124 ] && ok "no daemon at the address: dgst fails (rc $rc)" || bad "no daemon at the address: rc $rc"
 grep -q "gmpool pool call failed" "$work/err" && grep -q "cannot reach gmpoold" "$work/err" && ok "no daemon at the address: reason strings" || bad "no daemon: $(cat "$work/err")"
 
+# credentials the daemon refuses: a clear error, not a wrong digest
+sed 's/^secret = .*/secret = 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff/' \
+    "$dir/credentials" >"$work/wrong.cred"
+chmod 600 "$work/wrong.cred"
+# shellcheck disable=SC2086
+T=20 GMPOOL_CREDENTIALS="$work/wrong.cred" "$OSSL" dgst -sm3 $PA "$f/big" >"$work/out" 2>"$work/err"
+rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 124 ] && [ ! -s "$work/out" ] && ok "wrong credentials: dgst fails with no output (rc $rc)" || bad "wrong credentials: rc $rc"
+grep -q "gmpool pool call failed" "$work/err" && grep -q "authentication failed" "$work/err" && ok "wrong credentials: reason strings" || bad "wrong credentials: $(cat "$work/err")"
+
 before=$(sha256sum <"$dir/credentials")
 stop && ok "SIGTERM: gmpoold exits 0" || bad "SIGTERM exit status"
 # shellcheck disable=SC2086
