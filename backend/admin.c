@@ -137,6 +137,14 @@ static int cmd_status(out_buf *o)
     return gmpd->load->ops->list(gmpd->load, load_row, o);
 }
 
+/* TTSA: waiting tasks, band, variant, active/parked nodes, decisions. */
+static int cmd_sched(out_buf *o)
+{
+    gmpd_sched_ttsa_status(o->p + o->len, o->cap - o->len);
+    o->len += strlen(o->p + o->len);
+    return GMP_OK;
+}
+
 int gmpd_admin_run(int argc, char **argv, char *out, size_t cap)
 {
     out_buf o = {out, cap, 0};
@@ -149,6 +157,8 @@ int gmpd_admin_run(int argc, char **argv, char *out, size_t cap)
         rc = cmd_queue(argc, argv, &o);
     else if (argc == 1 && strcmp(argv[0], "status") == 0)
         rc = cmd_status(&o);
+    else if (argc == 1 && strcmp(argv[0], "sched") == 0)
+        rc = cmd_sched(&o);
     else if (argc == 1 && strcmp(argv[0], "ping") == 0)
         rc = GMP_OK;
     if (rc != GMP_OK && o.len == 0)

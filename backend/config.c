@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -105,6 +106,12 @@ void gmpd_config_defaults(gmpd_config *c)
     c->max_sessions = 1024;
     c->log_level = 2;
     /* thresholds and wait_ms stay 0: R4 thresholds disabled */
+    c->node_idle_ms = 5000;
+    c->scale_period_ms = 1000;
+    c->band_low = 70;
+    c->band_high = 85;
+    /* nodes_min 0 (all nodes active), default_deadline_ms 0 (none),
+     * variant TTSA */
 }
 
 /* ---- value parsing ----------------------------------------------------- */
@@ -178,6 +185,14 @@ static const num_key num_keys[] = {
     {"limits", "max_buffered", OFF(max_buffered), NUM_U64, GMP_SHARD_MAX,
      64 * GIB, true},
     {"limits", "max_sessions", OFF(max_sessions), NUM_U32, 1, 65536, false},
+    {"server", "nodes_min", OFF(nodes_min), NUM_INT, 0, 256, false},
+    {"server", "node_idle_ms", OFF(node_idle_ms), NUM_U32, 1, 3600000, false},
+    {"server", "scale_period_ms", OFF(scale_period_ms), NUM_U32, 10, 3600000,
+     false},
+    {"queue", "default_deadline_ms", OFF(default_deadline_ms), NUM_U32, 0,
+     86400000, false},
+    {"queue", "band_low", OFF(band_low), NUM_U32, 1, 100, false},
+    {"queue", "band_high", OFF(band_high), NUM_U32, 1, 100, false},
 };
 
 #define THRESHOLD_MAX 1000000u
@@ -226,6 +241,75 @@ static int queue_set(gmpd_config *c, const char *name, const char *value,
     k.off = thr ? OFF(thresholds) : OFF(wait_ms);
     k.off += (size_t)(lvl[0] - '0') * sizeof(uint32_t);
     return num_set(c, &k, value, msg, n);
+}
+
+static const char *const variant_names[] = {"ttsa", "nrttsa", "nmttsa",
+                                            "nrmttsa"};
+
+static int variant_set(gmpd_config *c, const char *value, char *msg, size_t n)
+{
+    for (int i = 0; i < 4; i++)
+        if (strcasecmp(value, variant_names[i]) == 0) {
+            c->ttsa_variant = i;
+            return GMP_OK;
+        }
+    gmpc_fmt(msg, n, "bad value '%s' (expected ttsa, nrttsa, nmttsa or "
+                     "nrmttsa)", value);
+    return GMP_ERR_CONFIG;
+}
+
+/* Tenant names as the store accepts them (store.c name_valid). */
+#define TENANT_MAX 63
+static bool tenant_name_ok(const char *s)
+{
+    size_t n = strnlen(s, TENANT_MAX + 1);
+    if (n == 0 || n > TENANT_MAX || strcmp(s, ".") == 0 ||
+        strcmp(s, "..") == 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                    "0123456789._-", s[i]))
+            return false;
+    return true;
+}
+
+/* [queue] deadline_ms.TENANT: that tenant's default deadline; a later
+ * line for the same tenant replaces the earlier one. */
+static int tenant_deadline_set(gmpd_config *c, const char *tenant,
+                               const char *value, char *msg, size_t n)
+{
+    unsigned long long v;
+    if (!tenant_name_ok(tenant)) {
+        gmpc_fmt(msg, n, "bad tenant name '%s'", tenant);
+        return GMP_ERR_CONFIG;
+    }
+    if (!parse_num(value, false, &v) || v > 86400000u) {
+        gmpc_fmt(msg, n, "bad value '%s' (expected 0..86400000)", value);
+        return GMP_ERR_CONFIG;
+    }
+    int i = 0;
+    while (i < c->n_tenant_deadlines &&
+           strcmp(c->tenant_deadline[i].tenant, tenant) != 0)
+        i++;
+    if (i == GMPD_MAX_TENANT_DEADLINES) {
+        gmpc_fmt(msg, n, "more than %d tenant deadlines",
+                 GMPD_MAX_TENANT_DEADLINES);
+        return GMP_ERR_CONFIG;
+    }
+    gmpc_fmt(c->tenant_deadline[i].tenant,
+             sizeof c->tenant_deadline[i].tenant, "%s", tenant);
+    c->tenant_deadline[i].ms = (uint32_t)v;
+    if (i == c->n_tenant_deadlines)
+        c->n_tenant_deadlines++;
+    return GMP_OK;
+}
+
+uint32_t gmpd_config_deadline(const gmpd_config *c, const char *tenant)
+{
+    for (int i = 0; tenant && i < c->n_tenant_deadlines; i++)
+        if (strcmp(c->tenant_deadline[i].tenant, tenant) == 0)
+            return c->tenant_deadline[i].ms;
+    return c->default_deadline_ms;
 }
 
 static int data_dir_set(gmpd_config *c, cfg_state *st, const char *value,
@@ -296,6 +380,11 @@ static int cfg_apply(gmpd_config *c, cfg_state *st, const char *section,
         if (strcmp(section, num_keys[i].section) == 0 &&
             strcmp(name, num_keys[i].name) == 0)
             return num_set(c, &num_keys[i], value, msg, n);
+    if (strcmp(section, "queue") == 0 && strcmp(name, "variant") == 0)
+        return variant_set(c, value, msg, n);
+    if (strcmp(section, "queue") == 0 &&
+        strncmp(name, "deadline_ms.", 12) == 0)
+        return tenant_deadline_set(c, name + 12, value, msg, n);
     if (strcmp(section, "queue") == 0)
         return queue_set(c, name, value, msg, n);
     if (strcmp(section, "server") != 0)
@@ -336,6 +425,11 @@ static int cfg_check(const gmpd_config *c, char *err, size_t errlen)
     }
     if (!addr_valid(c->admin, true, msg, sizeof msg)) {
         gmpc_fmt(err, errlen, "admin: %s", msg);
+        return GMP_ERR_CONFIG;
+    }
+    if (c->band_low > c->band_high) {
+        gmpc_fmt(err, errlen, "band_low %u%% is above band_high %u%%",
+                 c->band_low, c->band_high);
         return GMP_ERR_CONFIG;
     }
     return GMP_OK;

@@ -65,6 +65,8 @@ struct gmpd_task {
     uint8_t flags;
     gmpd_svc svc;
     uint32_t node;           /* node the task is bound to */
+    uint32_t deadline_ms;    /* relative to arrival, 0 = none */
+    uint64_t ttsa_id;        /* id in the TTSA model, 0 = not in it */
     uint64_t placed_len;     /* bytes accounted on the node */
     gmpd_engine_ctx *ctx;    /* chaining state, used by one worker only */
     task_state state;
@@ -166,11 +168,31 @@ gmpd_shard *gmpd_shard_new(gmpd_task *t, gmpd_conn *c, const gmpc_hdr *h,
 void gmpd_shard_free(gmpd_shard *s);
 
 /* ---- sched.c ---- */
+/* How TTSA's ScaleUp/ScaleDown start and stop a compute node.  Local
+ * worker threads implement it by unparking/parking (sched.c); libvirt
+ * VCMs will implement the same two hands.  start: the node takes new
+ * tasks again (non-zero = could not, ScaleUp tries its next step).  stop:
+ * the node takes no new tasks; work already bound to it still finishes.
+ * Both are called with the scheduler lock held and must not block. */
+typedef struct gmpd_node_ops {
+    const char *name;
+    int (*start)(void *arg, uint32_t node);
+    void (*stop)(void *arg, uint32_t node);
+} gmpd_node_ops;
+
 int gmpd_sched_start(int n_nodes);
 void gmpd_sched_stop(void);
 void gmpd_sched_submit(gmpd_shard *s);
-/* Place a new task on a node; returns node id or 0. */
-uint32_t gmpd_sched_place(uint32_t vcm, gmpd_svc svc, uint64_t len);
+/* Place a new task on a node: by TTSA when it has a deadline (sets
+ * t->ttsa_id), else in proportion to node speed.  Sets t->node (0 when no
+ * node serves it). */
+void gmpd_sched_place(gmpd_task *t, uint64_t len);
+/* Periodic TTSA work (band check, ScaleDown); main loop timer. */
+void gmpd_sched_tick(void);
+/* Milliseconds between ticks. */
+uint64_t gmpd_sched_tick_ms(void);
+/* admin `sched`: window, band, variant, nodes, decisions. */
+void gmpd_sched_ttsa_status(char *out, size_t cap);
 void gmpd_sched_task_end(gmpd_task *t);
 /* Remove queued jobs of a task (abort); returns how many. */
 size_t gmpd_sched_cancel(gmpd_task *t);

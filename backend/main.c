@@ -15,7 +15,7 @@
 gmpd_daemon *gmpd;
 
 static uv_signal_t g_sigint, g_sigterm;
-static uv_timer_t g_load_timer, g_drain_timer;
+static uv_timer_t g_load_timer, g_drain_timer, g_sched_timer;
 static uint64_t g_drain_start;
 static int g_drain_phase;
 
@@ -53,6 +53,14 @@ static void on_load_timer(uv_timer_t *t)
     gmpd_sched_publish_load();
 }
 
+/* TTSA's clock (R11/R12): band check and ScaleDown every period; the
+ * core itself has no clock. */
+static void on_sched_timer(uv_timer_t *t)
+{
+    (void)t;
+    gmpd_sched_tick();
+}
+
 /* Shutdown, step by step on a timer so the main loop stays responsive:
  * 0) in-flight work is answered (up to DRAIN_MS), 1) every connection
  * gets a SHUTDOWN error and is closed, 2) what those closes cancelled is
@@ -70,6 +78,7 @@ static void on_drain(uv_timer_t *t)
         uv_timer_stop(t);
         uv_close((uv_handle_t *)t, NULL);
         uv_close((uv_handle_t *)&g_load_timer, NULL);
+        uv_close((uv_handle_t *)&g_sched_timer, NULL);
         uv_close((uv_handle_t *)&g_sigint, NULL);
         uv_close((uv_handle_t *)&g_sigterm, NULL);
         uv_stop(gmpd->main_loop);
@@ -132,6 +141,9 @@ static void run_loop(uv_loop_t *loop)
     uv_signal_start(&g_sigterm, on_signal, SIGTERM);
     uv_timer_init(loop, &g_load_timer);
     uv_timer_start(&g_load_timer, on_load_timer, 1000, 1000);
+    uv_timer_init(loop, &g_sched_timer);
+    uv_timer_start(&g_sched_timer, on_sched_timer, gmpd_sched_tick_ms(),
+                   gmpd_sched_tick_ms());
     uv_run(loop, UV_RUN_DEFAULT);
     /* let closing handles finish */
     uv_run(loop, UV_RUN_DEFAULT);

@@ -3,12 +3,14 @@
  * There is no dispatcher thread: whoever changes the picture (a submit, a
  * finished job) pumps under the one scheduler mutex, so a freed node slot
  * is refilled at once. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gmpd.h"
 #include "gmpool.h"
+#include "ttsa.h"
 #include "util.h"
 
 /* Jobs a node may hold beyond the one it computes: enough to hide the
@@ -22,6 +24,8 @@ typedef struct worker {
     gmpd_shard *head, *tail;
     int depth;
     bool busy;
+    bool parked;             /* stopped by ScaleDown: no new tasks */
+    bool admin_down;         /* `node down` by the operator */
     gmpd_rate rate;
 } worker;
 
@@ -41,6 +45,17 @@ static struct {
     size_t rr;
     uint32_t active_tasks;
     uint64_t inflight;
+    /* TTSA (R8-R13): this host is the model's one server, each node one
+     * VCM; see docs/scheduling.md "TTSA in gmpoold". */
+    gmpd_ttsa *tt;
+    const gmpd_node_ops *ops;
+    void *ops_arg;
+    uint32_t vcm_node[GMPD_TTSA_MAX_VCMS + 1]; /* model VCM -> node; kept
+                                                  after stop for the log */
+    uint32_t node_vcm[GMPD_MAX_NODES + 1];     /* node -> VCM, 0 = stopped */
+    uint64_t next_tid;
+    double speed[GMPD_SVC_COUNT];              /* mean node speed, MB/s */
+    uint32_t nodes_min;
 } S = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static worker *worker_of(uint32_t node)
@@ -197,6 +212,145 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* ---- starting and stopping nodes (gmpd_node_ops) ---- */
+
+/* A node serves new tasks unless ScaleDown parked it or the operator took
+ * it down; the two are kept apart so neither undoes the other. */
+static void node_apply(const worker *w)
+{
+    bool up = !w->parked && !w->admin_down;
+    gmpd_nodeset_set_status(S.ns, w->node,
+                            up ? GMPD_NODE_UP : GMPD_NODE_DOWN);
+}
+
+/* Local nodes are worker threads: unparking makes placement see the node
+ * again; parking hides it.  A parked thread still drains the jobs of
+ * tasks already bound to it (their chaining state lives there), then
+ * sleeps on its condition variable, which nothing signals until a job is
+ * pushed to it. */
+static int local_start(void *arg, uint32_t node)
+{
+    (void)arg;
+    worker *w = worker_of(node);
+    if (!w || !w->parked)
+        return -1;
+    w->parked = false;
+    node_apply(w);
+    gmpd_log(GMPD_INFO, "node %u unparked", node);
+    return 0;
+}
+
+static void local_stop(void *arg, uint32_t node)
+{
+    (void)arg;
+    worker *w = worker_of(node);
+    if (!w || w->parked)
+        return;
+    w->parked = true;
+    node_apply(w);
+    gmpd_log(GMPD_INFO, "node %u parked", node);
+}
+
+static const gmpd_node_ops local_ops = {"local threads", local_start,
+                                        local_stop};
+
+/* ---- TTSA: the model's hands (called under S.mu) ---- */
+
+/* ScaleUp made VCM `vcm`: bind it to the lowest stopped node the
+ * operator has not taken down, and start that node. */
+static int tt_vcm_start(void *arg, uint32_t vcm, uint32_t host,
+                        const gmpd_ttsa_res *type)
+{
+    (void)arg, (void)host, (void)type;
+    for (int i = 0; i < S.n; i++) {
+        worker *w = &S.w[i];
+        if (S.node_vcm[w->node] || w->admin_down ||
+            S.ops->start(S.ops_arg, w->node) != 0)
+            continue;
+        S.node_vcm[w->node] = vcm;
+        S.vcm_node[vcm] = w->node;
+        return 0;
+    }
+    return -1;
+}
+
+static void tt_vcm_stop(void *arg, uint32_t vcm)
+{
+    (void)arg;
+    uint32_t node = vcm <= GMPD_TTSA_MAX_VCMS ? S.vcm_node[vcm] : 0;
+    if (!node || S.node_vcm[node] != vcm)
+        return;
+    S.node_vcm[node] = 0;
+    S.ops->stop(S.ops_arg, node);
+}
+
+/* Work of a task in model units: 1 unit = 1 MB of SM3 on a mean node,
+ * so a node's capacity c(v) is the mean SM3 speed and a cipher task of
+ * the same size weighs more by the ratio of the measured speeds. */
+static double work_units(gmpd_svc svc, uint64_t len)
+{
+    double mb = (double)len / 1e6;
+    double sp = S.speed[svc] > 0 ? S.speed[svc] : S.speed[GMPD_SVC_HASH];
+    return mb * S.speed[GMPD_SVC_HASH] / sp;
+}
+
+static void mean_speeds(void)
+{
+    for (int k = 0; k < GMPD_SVC_COUNT; k++) {
+        double sum = 0;
+        for (int i = 0; i < S.n; i++)
+            sum += gmpd_nodeset_get(S.ns, S.w[i].node)->speed[k];
+        S.speed[k] = S.n ? sum / S.n : 0;
+    }
+    if (!(S.speed[GMPD_SVC_HASH] > 0))
+        S.speed[GMPD_SVC_HASH] = 1;   /* keeps the model's units finite */
+}
+
+static gmpd_ttsa_params ttsa_params(void)
+{
+    const gmpd_config *c = &gmpd->cfg;
+    gmpd_ttsa_params p;
+    gmpd_ttsa_defaults(&p);
+    double unit = S.speed[GMPD_SVC_HASH];
+    p.variant = (gmpd_ttsa_variant)c->ttsa_variant;
+    p.band_lo = c->band_low / 100.0;
+    p.band_hi = c->band_high / 100.0;
+    p.mb_per_mi = 8;        /* a busy node moves its speed in Mb/s */
+    p.vcm_create_ns = 0;    /* unparking a thread is immediate */
+    p.period_ns = (uint64_t)c->scale_period_ms * 1000000u;
+    p.idle_grace_ns = (uint64_t)c->node_idle_ms * 1000000u;
+    p.min_vcms = S.nodes_min;
+    p.n_types = 1;          /* local threads are alike */
+    p.types[0] = (gmpd_ttsa_res){unit, 1, unit * 8};
+    return p;
+}
+
+/* One server (this host, its bandwidth the sum of its nodes' rates, room
+ * for exactly S.n VCMs) and nodes_min running VCMs. */
+static int ttsa_setup(void)
+{
+    int n = gmpd->cfg.nodes_min;
+    S.nodes_min = (uint32_t)(n <= 0 || n > S.n ? S.n : n);
+    S.ops = &local_ops;
+    for (int i = 0; i < S.n; i++) {
+        S.w[i].parked = true;
+        node_apply(&S.w[i]);
+    }
+    mean_speeds();
+    gmpd_ttsa_params p = ttsa_params();
+    gmpd_ttsa_ops ops = {.vcm_start = tt_vcm_start, .vcm_stop = tt_vcm_stop};
+    S.tt = gmpd_ttsa_new(&p, &ops, NULL);
+    uint64_t now = gmpc_now_ns();
+    double unit = p.types[0].mips;
+    gmpd_ttsa_res host = {unit * S.n, S.n, unit * 8 * S.n};
+    if (!S.tt || gmpd_ttsa_add_host(S.tt, &host, true, now) != 1)
+        return GMP_ERR_INTERNAL;
+    for (uint32_t i = 0; i < S.nodes_min; i++)
+        if (gmpd_ttsa_add_vcm(S.tt, 1, 0, now) < 0)
+            return GMP_ERR_INTERNAL;
+    return GMP_OK;
+}
+
 int gmpd_sched_start(int n_nodes)
 {
     S.ns = gmpd_nodeset_new();
@@ -216,6 +370,11 @@ int gmpd_sched_start(int n_nodes)
                  w->node, speed[GMPD_SVC_HASH], speed[GMPD_SVC_CIPHER]);
     }
     S.n = n_nodes;
+    int rc = ttsa_setup();
+    if (rc != GMP_OK) {
+        S.n = 0;   /* no threads to join in gmpd_sched_stop */
+        return rc;
+    }
     for (int i = 0; i < n_nodes; i++)
         if (pthread_create(&S.w[i].th, NULL, worker_main, &S.w[i]) != 0)
             return GMP_ERR_INTERNAL;
@@ -238,6 +397,10 @@ void gmpd_sched_stop(void)
     free(S.vq);
     free(S.w);
     gmpd_nodeset_free(S.ns);
+    gmpd_ttsa_free(S.tt);
+    S.tt = NULL;
+    memset(S.vcm_node, 0, sizeof S.vcm_node);
+    memset(S.node_vcm, 0, sizeof S.node_vcm);
     S.vq = NULL;
     S.n_vq = S.cap_vq = 0;
     S.w = NULL;
@@ -246,20 +409,81 @@ void gmpd_sched_stop(void)
     S.stop = false;
 }
 
-uint32_t gmpd_sched_place(uint32_t vcm, gmpd_svc svc, uint64_t len)
+/* May node nd take a new task of VCM vcm for svc?  The rule of
+ * gmpd_nodeset_place: the tenant's own UP nodes, else the free pool. */
+static bool node_serves(const gmpd_node *nd, uint32_t vcm, gmpd_svc svc)
 {
+    uint32_t owner = 0;
+    for (int i = 0; vcm && i < S.n && !owner; i++) {
+        const gmpd_node *o = gmpd_nodeset_get(S.ns, S.w[i].node);
+        if (o->owner_vcm == vcm && o->status[svc] == GMPD_NODE_UP &&
+            o->speed[svc] > 0)
+            owner = vcm;
+    }
+    return nd->owner_vcm == owner && nd->status[svc] == GMPD_NODE_UP &&
+           nd->speed[svc] > 0;
+}
+
+/* TTSA placement (R10/R11) of a deadline task; 0 when the model has no
+ * answer the tenant may use (window full, the chosen node is the
+ * operator's `down` or not in the tenant's pool): the caller then places
+ * by speed. */
+static uint32_t ttsa_place(gmpd_task *t, uint64_t len, uint64_t now)
+{
+    uint64_t tid = ++S.next_tid;
+    uint64_t d = now + (uint64_t)t->deadline_ms * 1000000u;
+    uint32_t v = 0;
+    if (!S.tt || gmpd_ttsa_place(S.tt, tid, work_units(t->svc, len), d, now,
+                                 &v) != 0)
+        return 0;
+    uint32_t id = v <= GMPD_TTSA_MAX_VCMS ? S.vcm_node[v] : 0;
+    gmpd_node *nd = id ? gmpd_nodeset_get(S.ns, id) : NULL;
+    if (!nd || !node_serves(nd, t->sess->tenant.vcm, t->svc)) {
+        gmpd_ttsa_finish(S.tt, tid, now);
+        return 0;
+    }
+    nd->queued_bytes += len;   /* the accounting gmpd_nodeset_place does */
+    nd->tasks++;
+    t->ttsa_id = tid;
+    return id;
+}
+
+void gmpd_sched_place(gmpd_task *t, uint64_t len)
+{
+    uint64_t now = gmpc_now_ns();
     pthread_mutex_lock(&S.mu);
-    gmpd_node *n = gmpd_nodeset_place(S.ns, vcm, svc, len);
-    uint32_t id = n ? n->id : 0;
-    if (n)
+    uint32_t id = t->deadline_ms ? ttsa_place(t, len, now) : 0;
+    if (!id) {
+        gmpd_node *n = gmpd_nodeset_place(S.ns, t->sess->tenant.vcm, t->svc,
+                                          len);
+        id = n ? n->id : 0;
+    }
+    if (id)
         S.active_tasks++;
     pthread_mutex_unlock(&S.mu);
-    return id;
+    t->node = id;
+}
+
+void gmpd_sched_tick(void)
+{
+    pthread_mutex_lock(&S.mu);
+    if (S.tt)
+        gmpd_ttsa_tick(S.tt, gmpc_now_ns());
+    pthread_mutex_unlock(&S.mu);
+}
+
+/* A quarter period, so ScaleDown runs at most a quarter late. */
+uint64_t gmpd_sched_tick_ms(void)
+{
+    uint64_t ms = gmpd->cfg.scale_period_ms / 4;
+    return ms < 10 ? 10 : ms > 250 ? 250 : ms;
 }
 
 void gmpd_sched_task_end(gmpd_task *t)
 {
     pthread_mutex_lock(&S.mu);
+    if (t->ttsa_id && S.tt)
+        gmpd_ttsa_finish(S.tt, t->ttsa_id, gmpc_now_ns());
     gmpd_nodeset_task_end(S.ns, t->node);
     if (S.active_tasks)
         S.active_tasks--;
@@ -332,8 +556,12 @@ int gmpd_sched_assign(uint32_t node, uint32_t vcm)
 int gmpd_sched_node_status(uint32_t node, bool up)
 {
     pthread_mutex_lock(&S.mu);
-    int rc = gmpd_nodeset_set_status(S.ns, node,
-                                     up ? GMPD_NODE_UP : GMPD_NODE_DOWN);
+    worker *w = worker_of(node);
+    int rc = w ? 0 : -1;
+    if (w) {
+        w->admin_down = !up;
+        node_apply(w);
+    }
     pthread_mutex_unlock(&S.mu);
     if (rc == 0)
         gmpd_log(GMPD_INFO, "node %u %s", node, up ? "up" : "down");
@@ -378,7 +606,8 @@ static void status_nodes(char *out, size_t cap, size_t *off, uint64_t now)
         *off += (size_t)snprintf(
             out + *off, cap - *off,
             "%-5u %-5u %-6s %9.0f %9.0f %7d %6u %12llu %10.0f\n", n->id,
-            n->owner_vcm, n->status[0] == GMPD_NODE_UP ? "up" : "down",
+            n->owner_vcm,
+            S.w[i].admin_down ? "down" : S.w[i].parked ? "parked" : "up",
             n->speed[GMPD_SVC_HASH], n->speed[GMPD_SVC_CIPHER],
             S.w[i].depth, n->tasks, (unsigned long long)n->done_bytes,
             gmpd_rate_get(&S.w[i].rate, now));
@@ -440,4 +669,131 @@ void gmpd_sched_publish_load(void)
         host.queue_depth += (uint32_t)gmpd_pq_depth(S.vq[i].q, -1);
     pthread_mutex_unlock(&S.mu);
     gmpd->load->ops->put(gmpd->load, &host);
+}
+
+/* ---- `gmpoolctl sched` ---- */
+
+typedef struct text {
+    char *p;
+    size_t cap, off;
+} text;
+
+static void put(text *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void put(text *o, const char *fmt, ...)
+{
+    if (o->off + 1 >= o->cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(o->p + o->off, o->cap - o->off, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        o->off += (size_t)n < o->cap - o->off ? (size_t)n
+                                               : o->cap - o->off - 1;
+}
+
+static void sched_head(text *o, uint64_t now)
+{
+    const gmpd_ttsa_params *p = gmpd_ttsa_get_params(S.tt);
+    gmpd_ttsa_host_info h;
+    gmpd_ttsa_stats st;
+    gmpd_ttsa_hosts(S.tt, &h, 1);
+    gmpd_ttsa_get_stats(S.tt, now, &st);
+    uint32_t active = 0;
+    for (int i = 0; i < S.n; i++)
+        active += S.node_vcm[S.w[i].node] != 0;
+    put(o, "variant %s, band %.0f-%.0f %%, period %llu ms, node idle %llu "
+           "ms, nodes via %s\n",
+        gmpd_ttsa_variant_name(p->variant), p->band_lo * 100,
+        p->band_hi * 100, (unsigned long long)(p->period_ns / 1000000u),
+        (unsigned long long)(p->idle_grace_ns / 1000000u), S.ops->name);
+    put(o, "nodes: %u active, %u parked (min %u, max %d)\n", active,
+        (uint32_t)S.n - active, S.nodes_min, S.n);
+    put(o, "server: throughput %.0f of %.0f Mb/s (%.0f %%), node capacity "
+           "%.0f units/s (1 unit = 1 MB of SM3)\n",
+        h.thr_mbps, h.bw_mbps, h.bw_mbps > 0 ? 100 * h.thr_mbps / h.bw_mbps : 0,
+        p->types[0].mips);
+    put(o, "tasks: %llu placed, %llu finished, %llu missed; scaleup %llu, "
+           "nodes parked %llu\n",
+        (unsigned long long)st.submitted, (unsigned long long)st.finished,
+        (unsigned long long)st.missed,
+        (unsigned long long)(st.scale_up[0] + st.scale_up[1] + st.scale_up[2]),
+        (unsigned long long)st.vcms_stopped);
+}
+
+static void sched_nodes(text *o)
+{
+    gmpd_ttsa_vcm_info v[GMPD_TTSA_MAX_VCMS];
+    size_t nv = gmpd_ttsa_vcms(S.tt, v, GMPD_TTSA_MAX_VCMS);
+    put(o, "\n%-5s %-7s %-5s %-5s %7s\n", "NODE", "STATE", "VCM", "BUSY",
+        "QUEUED");
+    for (int i = 0; i < S.n; i++) {
+        uint32_t node = S.w[i].node, vcm = S.node_vcm[node];
+        const gmpd_ttsa_vcm_info *vi = NULL;
+        for (size_t k = 0; vcm && k < nv && !vi; k++)
+            if (v[k].id == vcm)
+                vi = &v[k];
+        const char *state = S.w[i].admin_down ? "down"
+                            : S.w[i].parked   ? "parked"
+                                              : "active";
+        if (vi)
+            put(o, "%-5u %-7s %-5u %-5s %7u\n", node, state, vcm,
+                vi->busy ? "yes" : "no", vi->queued);
+        else
+            put(o, "%-5u %-7s %-5s %-5s %7s\n", node, state, "-", "-", "-");
+    }
+}
+
+#define SHOW_MAX 32
+
+static void sched_window(text *o, uint64_t now)
+{
+    gmpd_ttsa_task_info w[SHOW_MAX];
+    size_t n = gmpd_ttsa_window(S.tt, w, SHOW_MAX);
+    put(o, "\nwindow: %zu waiting (first %d shown)\n", n, SHOW_MAX);
+    if (n)
+        put(o, "%-10s %10s %12s %-5s %-5s\n", "TASK", "UNITS",
+            "DEADLINE_MS", "VCM", "NODE");
+    for (size_t i = 0; i < n; i++) {
+        uint32_t vcm = w[i].vcm;
+        double left = ((double)w[i].d - (double)now) / 1e6;
+        put(o, "%-10llu %10.2f %12.0f %-5u %-5u\n",
+            (unsigned long long)w[i].id, w[i].len_mi, left, vcm,
+            vcm <= GMPD_TTSA_MAX_VCMS ? S.vcm_node[vcm] : 0);
+    }
+}
+
+static void sched_log(text *o, uint64_t now)
+{
+    gmpd_ttsa_decision d[SHOW_MAX];
+    size_t n = gmpd_ttsa_decisions(S.tt, d, SHOW_MAX);
+    put(o, "\ndecisions (most recent first):\n");
+    if (n)
+        put(o, "%10s %-12s %-10s %-5s %-5s\n", "AGO_MS", "WHAT", "TASK",
+            "VCM", "NODE");
+    for (size_t i = 0; i < n; i++) {
+        uint64_t ago = now > d[i].t ? (now - d[i].t) / 1000000u : 0;
+        uint32_t vcm = d[i].vcm;
+        put(o, "%10llu %-12s %-10llu %-5u %-5u\n", (unsigned long long)ago,
+            d[i].what, (unsigned long long)d[i].task, vcm,
+            vcm <= GMPD_TTSA_MAX_VCMS ? S.vcm_node[vcm] : 0);
+    }
+}
+
+void gmpd_sched_ttsa_status(char *out, size_t cap)
+{
+    text o = {out, cap, 0};
+    if (!cap)
+        return;
+    out[0] = '\0';
+    uint64_t now = gmpc_now_ns();
+    pthread_mutex_lock(&S.mu);
+    if (S.tt) {
+        sched_head(&o, now);
+        sched_nodes(&o);
+        sched_window(&o, now);
+        sched_log(&o, now);
+    }
+    pthread_mutex_unlock(&S.mu);
 }

@@ -271,7 +271,12 @@ int gmpd_task_open(gmpd_session *s, const gmpc_hdr *h, const gmpc_open *o,
     if (!t)
         return rc;
     t->placed_len = o->total_len ? o->total_len : GMP_SHARD_DEFAULT;
-    t->node = gmpd_sched_place(s->tenant.vcm, ai->svc, t->placed_len);
+    /* The client's deadline (relative to arrival), else its tenant's
+     * default from the configuration; 0 = none (R8). */
+    t->deadline_ms = h->deadline_ms ? h->deadline_ms
+                                    : gmpd_config_deadline(&gmpd->cfg,
+                                                           s->tenant.name);
+    gmpd_sched_place(t, t->placed_len);
     if (!t->node) {
         gmpd_task_close(t, GMP_ERR_NO_NODE);
         return GMP_ERR_NO_NODE;

@@ -51,7 +51,8 @@ typedef struct vcm {
     uint64_t qready;       /* ready time after its queue (bound tasks) */
     task *qhead, *qtail;   /* bound tasks, FIFO */
     task *first;           /* first task of the current plan */
-    uint32_t planned;
+    uint32_t planned;      /* tasks bound (nq) plus planned in the window */
+    uint32_t nq;           /* bound tasks in qhead..qtail */
 } vcm;
 
 struct gmpd_ttsa {
@@ -643,7 +644,7 @@ static void plan(gmpd_ttsa *s, uint64_t now)
             continue;
         v->rt = vcm_free_at(v, now);
         v->first = NULL;
-        v->planned = 0;
+        v->planned = v->nq;   /* bound tasks stay counted */
     }
     for (uint32_t k = 1; k <= s->n_host; k++)
         s->h[k].pthr = s->h[k].thr;
@@ -716,6 +717,7 @@ static void queue_start(gmpd_ttsa *s, uint32_t id, uint64_t now)
     if (!v->qhead)
         v->qtail = NULL;
     v->planned--;
+    v->nq--;
     start_task(s, id, t, now);
 }
 
@@ -744,6 +746,7 @@ static uint32_t bind(gmpd_ttsa *s, task *t, uint64_t now)
         v->qhead = t;
     v->qtail = t;
     v->planned++;
+    v->nq++;
     queue_start(s, id, now);
     return id;
 }
@@ -812,6 +815,7 @@ static void unqueue(vcm *v, task *t)
     if (v->qtail == t)
         v->qtail = prev;
     v->planned--;
+    v->nq--;
 }
 
 int gmpd_ttsa_finish(gmpd_ttsa *s, uint64_t id, uint64_t now)

@@ -23,6 +23,8 @@ static const char usage[] =
     "  node list | node assign NODE VCM | node unassign NODE\n"
     "  node down NODE | node up NODE   take a node out of service and back\n"
     "  queue show | queue threshold LEVEL COUNT [WAIT_MS [VCM]]\n"
+    "  sched                  TTSA: variant, band, active/parked nodes,\n"
+    "                         waiting tasks, recent ScaleUp/ScaleDown\n"
     "  status                 live table of nodes, VCMs, queues, bytes/s\n"
     "                         (-w SECONDS before the command: refresh)\n"
     "  ping\n"

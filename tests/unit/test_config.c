@@ -113,6 +113,15 @@ static void test_defaults(void **state)
         assert_int_equal(c->thresholds[i], 0);
         assert_int_equal(c->wait_ms[i], 0);
     }
+    assert_int_equal(c->nodes_min, 0);   /* all nodes active */
+    assert_int_equal(c->node_idle_ms, 5000);
+    assert_int_equal(c->scale_period_ms, 1000);
+    assert_int_equal(c->default_deadline_ms, 0);
+    assert_int_equal(c->band_low, 70);
+    assert_int_equal(c->band_high, 85);
+    assert_int_equal(c->ttsa_variant, GMPD_CFG_TTSA);
+    assert_int_equal(c->n_tenant_deadlines, 0);
+    assert_int_equal(gmpd_config_deadline(c, "default"), 0);
     /* no flags: the defaults are valid as they are */
     char *argv[] = {"gmpoold", NULL};
     assert_int_equal(gmpd_config_from_args(&f->c, 1, argv, f->err,
@@ -265,6 +274,11 @@ static void test_file_ranges(void **state)
         {"server", "log_level", 0, 3},      {"limits", "window_max", 1, 1024},
         {"limits", "max_tasks", 1, 4096},   {"limits", "max_sessions", 1, 65536},
         {"queue", "threshold.3", 0, 1000000}, {"queue", "wait_ms.5", 0, 3600000},
+        {"server", "nodes_min", 0, 256},
+        {"server", "node_idle_ms", 1, 3600000},
+        {"server", "scale_period_ms", 10, 3600000},
+        {"queue", "default_deadline_ms", 0, 86400000},
+        {"queue", "deadline_ms.alice", 0, 86400000},
     };
     char text[256], msg[256];
     for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) {
@@ -283,6 +297,83 @@ static void test_file_ranges(void **state)
             load_fails(f, text, 2, msg);
         }
     }
+}
+
+/* TTSA keys: band (percent, low <= high), variant, deadlines. */
+static void test_ttsa_keys(void **state)
+{
+    fixture *f = *state;
+    gmpd_config *c = &f->c;
+    assert_int_equal(load(f, "[server]\nnodes_min = 1\nnode_idle_ms = 300\n"
+                             "scale_period_ms = 100\n"
+                             "[queue]\nband_low = 50\nband_high = 100\n"
+                             "variant = NRMttsa\ndefault_deadline_ms = 250\n"
+                             "deadline_ms.alice = 40\n"
+                             "deadline_ms.b-o_b.2 = 0\n"
+                             "deadline_ms.alice = 30\n"),
+                     GMP_OK);
+    assert_int_equal(c->nodes_min, 1);
+    assert_int_equal(c->node_idle_ms, 300);
+    assert_int_equal(c->scale_period_ms, 100);
+    assert_int_equal(c->band_low, 50);
+    assert_int_equal(c->band_high, 100);
+    assert_int_equal(c->ttsa_variant, GMPD_CFG_NRMTTSA);
+    assert_int_equal(c->n_tenant_deadlines, 2);   /* alice replaced */
+    assert_int_equal(gmpd_config_deadline(c, "alice"), 30);
+    assert_int_equal(gmpd_config_deadline(c, "b-o_b.2"), 0);
+    assert_int_equal(gmpd_config_deadline(c, "carol"), 250);
+    assert_int_equal(gmpd_config_deadline(c, NULL), 250);
+
+    static const char *const v[] = {"ttsa", "nrttsa", "nmttsa", "nrmttsa"};
+    for (int i = 0; i < 4; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "[queue]\nvariant = %s\n", v[i]);
+        gmpd_config_defaults(c);
+        assert_int_equal(load(f, text), GMP_OK);
+        assert_int_equal(c->ttsa_variant, i);
+    }
+    /* low == high is a band of one value: allowed */
+    gmpd_config_defaults(c);
+    assert_int_equal(load(f, "[queue]\nband_low = 80\nband_high = 80\n"),
+                     GMP_OK);
+
+    load_fails(f, "[queue]\nvariant = edf\n", 2,
+               "variant: bad value 'edf' (expected ttsa, nrttsa, nmttsa "
+               "or nrmttsa)");
+    load_fails(f, "[queue]\nvariant =\n", 2,
+               "variant: bad value '' (expected ttsa, nrttsa, nmttsa "
+               "or nrmttsa)");
+    load_fails(f, "[queue]\nband_high = 0\n", 2,
+               "band_high: bad value '0' (expected 1..100)");
+    load_fails(f, "[queue]\nband_low = 101\n", 2,
+               "band_low: bad value '101' (expected 1..100)");
+    load_fails(f, "[queue]\ndeadline_ms.bad/name = 5\n", 2,
+               "deadline_ms.bad/name: bad tenant name 'bad/name'");
+    load_fails(f, "[queue]\ndeadline_ms. = 5\n", 2,
+               "deadline_ms.: bad tenant name ''");
+    load_fails(f, "[queue]\ndeadline_ms.. = 5\n", 2,
+               "deadline_ms..: bad tenant name '.'");
+    load_fails(f, "[server]\nband_low = 50\n", 2,
+               "unknown key 'band_low' in [server]");
+
+    /* the band is checked once every source is applied */
+    gmpd_config_defaults(c);
+    assert_int_equal(load(f, "[queue]\nband_low = 90\n"), GMP_ERR_CONFIG);
+    assert_string_equal(f->err, "band_low 90% is above band_high 85%");
+
+    /* a bounded table: the 33rd tenant is refused */
+    gmpd_config_defaults(c);
+    char big[4096] = "[queue]\n";
+    for (int i = 0; i <= GMPD_MAX_TENANT_DEADLINES; i++) {
+        size_t n = strlen(big);
+        snprintf(big + n, sizeof big - n, "deadline_ms.t%d = %d\n", i, i);
+    }
+    assert_int_equal(load(f, big), GMP_ERR_CONFIG);
+    char want[256];
+    snprintf(want, sizeof want, "%s:%d: deadline_ms.t%d: more than %d "
+             "tenant deadlines", f->file, GMPD_MAX_TENANT_DEADLINES + 2,
+             GMPD_MAX_TENANT_DEADLINES, GMPD_MAX_TENANT_DEADLINES);
+    assert_string_equal(f->err, want);
 }
 
 static void test_file_bad_addresses(void **state)
@@ -572,6 +663,7 @@ int main(void)
         T(test_file_unknown_keys),
         T(test_file_bad_numbers),
         T(test_file_ranges),
+        T(test_ttsa_keys),
         T(test_file_bad_addresses),
         T(test_file_other_errors),
         T(test_file_listen_replaces_defaults),
