@@ -11,17 +11,9 @@
 # in LD_PRELOAD for the openssl command so it can load an ASan module.
 set -u
 : "${GMPOOLD:?}" "${GMPOOLCTL:?}" "${GMPOOL_PROVIDER_DIR:?}"
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-bad() { fail=$((fail + 1)); echo "not ok - $1"; }
-check() { desc=$1; shift; if "$@" >/dev/null 2>&1; then ok "$desc"; else bad "$desc"; fi; }
+. "$(dirname "$0")/lib.sh"
 
-if ! command -v openssl >/dev/null; then
-    echo "openssl command not found"
-    [ "${CI:-}" = true ] && exit 1
-    exit 77
-fi
+need openssl
 
 DIR=$GMPOOL_PROVIDER_DIR
 if [ ! -f "$DIR/gmpool.so" ]; then
@@ -41,7 +33,6 @@ export HOME="$work/home"
 unset OPENSSL_CONF OPENSSL_MODULES GMPOOL_DATA_DIR XDG_DATA_HOME \
     GMPOOL_SERVER GMPOOL_CREDENTIALS GMPOOL_SHARD_SIZE GMPOOL_WINDOW \
     GMPOOL_PRIORITY GMPOOL_DEADLINE_MS GMPOOL_LOCAL_THRESHOLD
-pid=
 cleanup() {
     [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
     rm -rf "$work"
@@ -103,19 +94,6 @@ start() {
     done
     cat "$work/gmpoold.log"
     return 1
-}
-
-stop() {
-    kill -TERM "$pid"
-    i=0
-    while kill -0 "$pid" 2>/dev/null && [ $i -lt 200 ]; do
-        sleep 0.05
-        i=$((i + 1))
-    done
-    wait "$pid"
-    rc=$?
-    pid=
-    return $rc
 }
 
 # Sum of the DONE_BYTES column of the node table in `gmpoolctl status`.
@@ -488,5 +466,4 @@ got=$("$OSSL" dgst -sm3 $PA "$f/big" | sed 's/^.*= *//')
 
 stop && ok "SIGTERM: gmpoold exits 0 at the end" || bad "final SIGTERM exit status"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

@@ -4,24 +4,15 @@
 # the example program, clean shutdown and restart.
 set -u
 : "${GMPOOLD:?}" "${GMPOOLCTL:?}" "${GMPOOL_TOOL:?}" "${GMPOOL_EXAMPLE:?}"
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-bad() { fail=$((fail + 1)); echo "not ok - $1"; }
-check() { desc=$1; shift; if "$@" >/dev/null 2>&1; then ok "$desc"; else bad "$desc"; fi; }
+. "$(dirname "$0")/lib.sh"
 
-if ! command -v openssl >/dev/null; then
-    echo "openssl command not found"
-    [ "${CI:-}" = true ] && exit 1
-    exit 77
-fi
+need openssl
 
 work=$(mktemp -d /tmp/gmpt-tools.XXXXXX)
 export HOME="$work/home"
 unset GMPOOL_DATA_DIR XDG_DATA_HOME GMPOOL_SERVER GMPOOL_CREDENTIALS
 mkdir -p "$HOME"
 data="$HOME/.local/share/gmpool"
-pid=
 cleanup() {
     [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
     rm -rf "$work"
@@ -40,19 +31,6 @@ start() {
         fi
         sleep 0.05
     done
-}
-
-stop() {
-    kill -TERM "$pid"
-    i=0
-    while kill -0 "$pid" 2>/dev/null && [ $i -lt 200 ]; do
-        sleep 0.05
-        i=$((i + 1))
-    done
-    wait "$pid"
-    rc=$?
-    pid=
-    return $rc
 }
 
 check "gmpoold --help" "$GMPOOLD" --help
@@ -149,5 +127,4 @@ got=$("$GMPOOL_TOOL" sm3 "$work/in" | cut -d' ' -f1)
 "$GMPOOL_TOOL" ping >/dev/null && ok "first daemon unharmed" || bad "first daemon lost its socket"
 stop || bad "second stop"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary
