@@ -211,6 +211,36 @@ int gmpt_ctl(gmpt_daemon *d, char **out, const char *args)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+static uint64_t g_seed = 0x9e3779b97f4a7c15ull;
+
+void gmpt_seed(uint64_t fallback)
+{
+    const char *s = getenv("GMPT_SEED");
+    g_seed = s && *s ? strtoull(s, NULL, 0) : fallback;
+    if (!g_seed)
+        g_seed = 1; /* xorshift's one bad state */
+    fprintf(stderr, "seed 0x%llx (set GMPT_SEED to repeat)\n",
+            (unsigned long long)g_seed);
+}
+
+uint64_t gmpt_rand(void)
+{
+    g_seed ^= g_seed << 13;
+    g_seed ^= g_seed >> 7;
+    g_seed ^= g_seed << 17;
+    return g_seed;
+}
+
+uint8_t *gmpt_random_bytes(size_t n)
+{
+    uint8_t *p = malloc(n ? n : 1);
+    if (!p)
+        die("out of memory for %zu test bytes", n);
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)gmpt_rand();
+    return p;
+}
+
 gmp_options gmpt_options(gmpt_daemon *d)
 {
     gmp_options o = {.server = d->sock, .credentials = d->creds,

@@ -40,6 +40,13 @@ int gmpt_ctl(gmpt_daemon *d, char **out, const char *args);
 /* gmp_options for the default tenant over the unix socket. */
 gmp_options gmpt_options(gmpt_daemon *d);
 
+/* ---- repeatable random test data ---- */
+/* Seeds the generator from $GMPT_SEED, else `fallback`, and says which on
+ * stderr so a failing run can be repeated. */
+void gmpt_seed(uint64_t fallback);
+uint64_t gmpt_rand(void);                    /* xorshift64 */
+uint8_t *gmpt_random_bytes(size_t n);        /* malloc'd, never NULL */
+
 /* ---- raw protocol ---- */
 int gmpt_raw_connect(gmpt_daemon *d);              /* unix socket fd */
 int gmpt_raw_send(int fd, const void *p, size_t n);

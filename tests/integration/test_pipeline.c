@@ -23,24 +23,6 @@
 #include "util.h"
 
 static gmpt_daemon *g_d;
-static uint64_t g_seed = 0x9e3779b97f4a7c15ull;
-
-static uint64_t rnd(void)
-{
-    g_seed ^= g_seed << 13;
-    g_seed ^= g_seed >> 7;
-    g_seed ^= g_seed << 17;
-    return g_seed;
-}
-
-static uint8_t *random_bytes(size_t n)
-{
-    uint8_t *p = malloc(n ? n : 1);
-    assert_non_null(p);
-    for (size_t i = 0; i < n; i++)
-        p[i] = (uint8_t)rnd();
-    return p;
-}
 
 static gmp_client *client(unsigned shard)
 {
@@ -59,11 +41,7 @@ static void hex(const char *h, uint8_t *out, size_t n)
 static int setup(void **state)
 {
     (void)state;
-    const char *s = getenv("GMPT_SEED");
-    if (s)
-        g_seed = strtoull(s, NULL, 0);
-    fprintf(stderr, "seed 0x%llx (set GMPT_SEED to repeat)\n",
-            (unsigned long long)g_seed);
+    gmpt_seed(0x9e3779b97f4a7c15ull);
     g_d = gmpt_start(NULL);
     return 0;
 }
@@ -182,14 +160,14 @@ static size_t pool_cipher(gmp_client *c, const alg_case *a, unsigned flags,
                           const uint8_t *in, size_t len, uint8_t *out)
 {
     gmp_task *t;
-    gmp_task_options o = {.priority = (uint8_t)(rnd() % 8)};
+    gmp_task_options o = {.priority = (uint8_t)(gmpt_rand() % 8)};
     assert_int_equal(gmp_cipher_open(c, a->alg, flags, key, 16, 0, iv,
                                      a->iv ? 16 : 0, &o, &t),
                      GMP_OK);
     size_t off = 0, outl = 0;
     while (off < len) {
-        size_t n = 1 + (size_t)(rnd() % (len - off));
-        if (rnd() % 4 == 0)
+        size_t n = 1 + (size_t)(gmpt_rand() % (len - off));
+        if (gmpt_rand() % 4 == 0)
             n = len - off;
         size_t cap = n + 16;
         assert_int_equal(gmp_task_update(t, in + off, n, out + outl, &cap),
@@ -209,7 +187,7 @@ static size_t pick_len(int i, size_t max)
                                    16385, 65536 + 7};
     if (i < (int)(sizeof edges / sizeof *edges))
         return edges[i];
-    return (size_t)(rnd() % max);
+    return (size_t)(gmpt_rand() % max);
 }
 
 static void diff_cipher(void **state)
@@ -217,13 +195,13 @@ static void diff_cipher(void **state)
     (void)state;
     for (int i = 0; i < 22; i++) {
         const alg_case *a = &g_algs[i % 6];
-        unsigned shard = GMP_SHARD_MIN << (rnd() % 9); /* 4 KiB..1 MiB */
+        unsigned shard = GMP_SHARD_MIN << (gmpt_rand() % 9); /* 4 KiB..1 MiB */
         gmp_client *c = client(shard);
         size_t len = pick_len(i, 6u << 20);
         if (!a->pad && (a->alg == GMP_ALG_SM4_CBC || a->alg == GMP_ALG_SM4_ECB))
             len &= ~(size_t)15;
-        uint8_t *key = random_bytes(16), *iv = random_bytes(16);
-        uint8_t *in = random_bytes(len), *ref = malloc(len + 32),
+        uint8_t *key = gmpt_random_bytes(16), *iv = gmpt_random_bytes(16);
+        uint8_t *in = gmpt_random_bytes(len), *ref = malloc(len + 32),
                 *got = malloc(len + 64), *back = malloc(len + 64);
         size_t rl = ref_cipher(a, 1, key, iv, in, len, ref);
         unsigned pad = a->pad ? GMP_TASK_PAD : 0;
@@ -243,16 +221,16 @@ static void diff_sm3(void **state)
 {
     (void)state;
     for (int i = 0; i < 16; i++) {
-        unsigned shard = GMP_SHARD_MIN << (rnd() % 9);
+        unsigned shard = GMP_SHARD_MIN << (gmpt_rand() % 9);
         gmp_client *c = client(shard);
         size_t len = pick_len(i, 8u << 20);
-        uint8_t *in = random_bytes(len), ref[32], md[32];
+        uint8_t *in = gmpt_random_bytes(len), ref[32], md[32];
         unsigned mdl;
         assert_true(EVP_Digest(in, len, ref, &mdl, EVP_sm3(), NULL));
         gmp_task *t;
         assert_int_equal(gmp_digest_open(c, GMP_ALG_SM3, NULL, &t), GMP_OK);
         for (size_t off = 0; off < len;) {
-            size_t n = 1 + (size_t)(rnd() % (len - off));
+            size_t n = 1 + (size_t)(gmpt_rand() % (len - off));
             assert_int_equal(gmp_task_update(t, in + off, n, NULL, NULL),
                              GMP_OK);
             off += n;
@@ -272,7 +250,7 @@ static void diff_64mb(void **state)
     (void)state;
     const size_t len = 64u << 20;
     gmp_client *c = client(0);
-    uint8_t *in = random_bytes(len), ref[32], md[32];
+    uint8_t *in = gmpt_random_bytes(len), ref[32], md[32];
     unsigned mdl;
     assert_true(EVP_Digest(in, len, ref, &mdl, EVP_sm3(), NULL));
     assert_int_equal(gmp_digest(c, GMP_ALG_SM3, in, len, md), GMP_OK);
@@ -296,7 +274,7 @@ static void window_in_flight(void **state)
     (void)state;
     gmp_client *c = client(GMP_SHARD_MIN);
     size_t len = 8u << 20;
-    uint8_t *in = random_bytes(len), md[32];
+    uint8_t *in = gmpt_random_bytes(len), md[32];
     gmp_task *t;
     assert_int_equal(gmp_digest_open(c, GMP_ALG_SM3, NULL, &t), GMP_OK);
     assert_int_equal(gmp_task_update(t, in, len, NULL, NULL), GMP_OK);
@@ -503,7 +481,7 @@ static void restart_mid_job(void **state)
 {
     (void)state;
     gmp_client *c = client(0);
-    uint8_t *in = random_bytes(1u << 20), md[32];
+    uint8_t *in = gmpt_random_bytes(1u << 20), md[32];
     gmp_task *t;
     assert_int_equal(gmp_digest_open(c, GMP_ALG_SM3, NULL, &t), GMP_OK);
     assert_int_equal(gmp_task_update(t, in, 1u << 20, NULL, NULL), GMP_OK);
@@ -535,8 +513,8 @@ static void hmac_sm3(void **state)
     gmp_client *c = client(GMP_SHARD_MIN);
     EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", "provider=default");
     for (size_t k = 0; k < sizeof key_lens / sizeof *key_lens; k++) {
-        size_t len = (size_t)(rnd() % (1u << 20));
-        uint8_t *key = random_bytes(key_lens[k]), *in = random_bytes(len);
+        size_t len = (size_t)(gmpt_rand() % (1u << 20));
+        uint8_t *key = gmpt_random_bytes(key_lens[k]), *in = gmpt_random_bytes(len);
         uint8_t want[32], got[32];
         size_t wl = 0, gl = 32;
         OSSL_PARAM p[] = {OSSL_PARAM_construct_utf8_string("digest", "SM3", 0),
@@ -551,7 +529,7 @@ static void hmac_sm3(void **state)
                                       NULL, &t),
                          GMP_OK);
         for (size_t off = 0; off < len;) {
-            size_t n = 1 + (size_t)(rnd() % (len - off));
+            size_t n = 1 + (size_t)(gmpt_rand() % (len - off));
             assert_int_equal(gmp_task_update(t, in + off, n, NULL, NULL),
                              GMP_OK);
             off += n;

@@ -30,24 +30,6 @@ static OSSL_LIB_CTX *g_pooled;   /* threshold 0: everything in the pool */
 static OSSL_LIB_CTX *g_ref;      /* the default provider alone */
 static OSSL_PROVIDER *g_provs[5];
 static int g_n_provs;
-static uint64_t g_seed = 0x2545F4914F6CDD1Dull;
-
-static uint64_t rnd(void)
-{
-    g_seed ^= g_seed << 13;
-    g_seed ^= g_seed >> 7;
-    g_seed ^= g_seed << 17;
-    return g_seed;
-}
-
-static uint8_t *random_bytes(size_t n)
-{
-    uint8_t *p = malloc(n ? n : 1);
-    assert_non_null(p);
-    for (size_t i = 0; i < n; i++)
-        p[i] = (uint8_t)rnd();
-    return p;
-}
 
 static size_t unhex(const char *h, uint8_t **out)
 {
@@ -73,6 +55,7 @@ static OSSL_LIB_CTX *provider_ctx(const char *threshold)
 static int setup(void **state)
 {
     (void)state;
+    gmpt_seed(0x2545F4914F6CDD1Dull);
     g_d = gmpt_start(NULL);
     setenv("GMPOOL_SERVER", g_d->sock, 1);
     setenv("GMPOOL_CREDENTIALS", g_d->creds, 1);
@@ -105,7 +88,7 @@ static void digest(OSSL_LIB_CTX *lc, const char *props, const uint8_t *in,
     assert_non_null(m);
     assert_true(EVP_DigestInit_ex2(c, m, NULL));
     for (size_t off = 0; off < len;) {
-        size_t n = split ? 1 + (size_t)(rnd() % (len - off)) : len - off;
+        size_t n = split ? 1 + (size_t)(gmpt_rand() % (len - off)) : len - off;
         assert_true(EVP_DigestUpdate(c, in + off, n));
         off += n;
     }
@@ -127,7 +110,7 @@ static void hmac(OSSL_LIB_CTX *lc, const char *props, const uint8_t *key,
     assert_non_null(c);
     assert_true(EVP_MAC_init(c, key, klen, p));
     for (size_t off = 0; off < len;) {
-        size_t n = 1 + (size_t)(rnd() % (len - off));
+        size_t n = 1 + (size_t)(gmpt_rand() % (len - off));
         assert_true(EVP_MAC_update(c, in + off, n));
         off += n;
     }
@@ -150,8 +133,8 @@ static long cipher(OSSL_LIB_CTX *lc, const char *props, const char *name,
     EVP_CIPHER_CTX_set_padding(c, pad);
     size_t off = 0, outl = 0;
     while (off < len) {
-        size_t n = 1 + (size_t)(rnd() % (len - off));
-        if (rnd() % 3 == 0)
+        size_t n = 1 + (size_t)(gmpt_rand() % (len - off));
+        if (gmpt_rand() % 3 == 0)
             n = len - off < 65536 ? len - off : 65536; /* openssl enc's size */
         int k = 0;
         assert_true(EVP_CipherUpdate(c, out + outl, &k, in + off, (int)n));
@@ -280,7 +263,7 @@ static size_t pick_len(int i)
     static const size_t edges[] = {0, 1, 15, 16, 17, 65535, 65536, 65537};
     if (i < 8)
         return edges[i];
-    return (size_t)(rnd() % (3u << 20));
+    return (size_t)(gmpt_rand() % (3u << 20));
 }
 
 static void diff_ciphers(void **state)
@@ -294,8 +277,8 @@ static void diff_ciphers(void **state)
                      strcmp(g_modes[mi].name, "SM4-CBC") == 0;
         if (block && !g_modes[mi].pad)
             len &= ~(size_t)15; /* no padding: whole blocks only */
-        uint8_t *key = random_bytes(16), *iv = random_bytes(16);
-        uint8_t *in = random_bytes(len), *a = malloc(len + 32),
+        uint8_t *key = gmpt_random_bytes(16), *iv = gmpt_random_bytes(16);
+        uint8_t *in = gmpt_random_bytes(len), *a = malloc(len + 32),
                 *b = malloc(len + 32), *back = malloc(len + 32);
         const char *n = g_modes[mi].name;
         int pad = g_modes[mi].pad;
@@ -323,12 +306,12 @@ static void diff_digests(void **state)
     for (int i = 0; i < 24; i++) {
         OSSL_LIB_CTX *lc = i % 2 ? g_pooled : g_hybrid;
         size_t len = i < 16 ? pick_len(i % 8) : pick_len(8);
-        uint8_t *in = random_bytes(len), x[32], y[32];
+        uint8_t *in = gmpt_random_bytes(len), x[32], y[32];
         digest(lc, "provider=gmpool", in, len, x, true);
         digest(g_ref, NULL, in, len, y, false);
         assert_memory_equal(x, y, 32);
-        size_t kl = 1 + (size_t)(rnd() % 150);
-        uint8_t *key = random_bytes(kl);
+        size_t kl = 1 + (size_t)(gmpt_rand() % 150);
+        uint8_t *key = gmpt_random_bytes(kl);
         hmac(lc, "provider=gmpool", key, kl, in, len, x);
         hmac(g_ref, NULL, key, kl, in, len, y);
         assert_memory_equal(x, y, 32);
@@ -341,7 +324,7 @@ static void diff_64mb(void **state)
 {
     (void)state;
     const size_t len = 64u << 20;
-    uint8_t *in = random_bytes(len), x[32], y[32], key[16] = {7}, iv[16] = {9};
+    uint8_t *in = gmpt_random_bytes(len), x[32], y[32], key[16] = {7}, iv[16] = {9};
     uint8_t *a = malloc(len + 32), *b = malloc(len + 32);
     digest(g_hybrid, "provider=gmpool", in, len, x, true);
     digest(g_ref, NULL, in, len, y, false);
@@ -458,7 +441,7 @@ static void dupctx(void **state)
     digest(g_ref, NULL, (const uint8_t *)"abc", 3, ref, false);
     assert_memory_equal(x, ref, 32);
     assert_memory_equal(y, ref, 32);
-    uint8_t *big = random_bytes(1u << 20);
+    uint8_t *big = gmpt_random_bytes(1u << 20);
     assert_true(EVP_DigestInit_ex2(a, m, NULL));
     assert_true(EVP_DigestUpdate(a, big, 1u << 20));
     ERR_clear_error();
@@ -512,7 +495,7 @@ static void threads(void **state)
 static void fork_child(void **state)
 {
     (void)state;
-    uint8_t *in = random_bytes(1u << 20), x[32], y[32];
+    uint8_t *in = gmpt_random_bytes(1u << 20), x[32], y[32];
     digest(g_pooled, "provider=gmpool", in, 1u << 20, x, false);
     pid_t pid = fork();
     if (pid == 0) {
@@ -534,7 +517,7 @@ static void fork_child(void **state)
 static void daemon_down(void **state)
 {
     (void)state;
-    uint8_t *in = random_bytes(1u << 20), md[32];
+    uint8_t *in = gmpt_random_bytes(1u << 20), md[32];
     EVP_MD *m = EVP_MD_fetch(g_hybrid, "SM3", "provider=gmpool");
     unsigned l;
     gmpt_pause(g_d);
