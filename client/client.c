@@ -420,11 +420,24 @@ static int task_check(gmp_task *t)
     return GMP_OK;
 }
 
+/* Wakes the loop to send what is queued.  One pending kick is enough: the
+ * loop clears the flag and pumps under the task lock, so shards queued
+ * before it see that pump and later ones post a new kick. */
 static void kick(gmp_task *t)
 {
-    op *o = op_new(OP_KICK, t->s);
-    if (!o)
+    pthread_mutex_lock(&t->mu);
+    bool pending = t->kick_pending;
+    t->kick_pending = true;
+    pthread_mutex_unlock(&t->mu);
+    if (pending)
         return;
+    op *o = op_new(OP_KICK, t->s);
+    if (!o) {
+        pthread_mutex_lock(&t->mu);
+        t->kick_pending = false;
+        pthread_mutex_unlock(&t->mu);
+        return;
+    }
     o->task = t;
     o->wait = false;
     rt_submit(t->rt, o);

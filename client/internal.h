@@ -95,7 +95,8 @@ void csess_outstanding(csess *s, int delta);
 
 /* task.c, loop thread only */
 void task_on_open(struct gmp_task *t, op *o);
-void task_pump(struct gmp_task *t);
+/* An OP_KICK arrived: clear the pending mark, pump when connected. */
+void task_kicked(struct gmp_task *t, bool ready);
 void task_on_frame(struct gmp_task *t, const gmpc_hdr *h, const uint8_t *p);
 void task_fail(struct gmp_task *t, int status, const char *msg);
 void task_on_free(struct gmp_task *t, op *o);

@@ -536,8 +536,7 @@ void csess_handle_op(op *o)
         return;
     }
     if (o->kind == OP_KICK) {
-        if (s->st == S_READY)
-            task_pump(o->task);
+        task_kicked(o->task, s->st == S_READY);
         op_complete(o, GMP_OK, NULL);
         return;
     }

@@ -139,10 +139,12 @@ static void pump_locked(gmp_task *t)
     }
 }
 
-void task_pump(gmp_task *t)
+void task_kicked(gmp_task *t, bool ready)
 {
     pthread_mutex_lock(&t->mu);
-    pump_locked(t);
+    t->kick_pending = false;
+    if (ready)
+        pump_locked(t);
     pthread_mutex_unlock(&t->mu);
 }
 

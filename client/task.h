@@ -46,6 +46,7 @@ struct gmp_task {
     int status;
     char msg[GMPC_MAX_MSG + 64];
     bool opened, final_queued, finished;
+    bool kick_pending;         /* an OP_KICK is queued: no need for another */
     op *open_op;
     cshard *q_head, *q_tail;   /* queued, not yet sent */
     size_t q_bytes;
