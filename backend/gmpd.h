@@ -130,7 +130,7 @@ extern gmpd_daemon *gmpd;
 
 /* ---- net.c ---- */
 int gmpd_net_start(void);                /* io threads */
-int gmpd_net_listen(uv_loop_t *loop);    /* listeners on the main loop */
+int gmpd_net_listen(void);              /* listeners on the main loop */
 void gmpd_net_stop_listening(void);
 void gmpd_net_close_all(void);           /* tell io threads to close conns */
 void gmpd_net_join(void);

@@ -118,7 +118,7 @@ static int start(void)
     if ((rc = gmpd_sched_start(gmpd->cfg.nodes)) != GMP_OK ||
         (rc = gmpd_net_start()) != GMP_OK)
         return rc;
-    return gmpd_net_listen(gmpd->main_loop);
+    return gmpd_net_listen();
 }
 
 static void stop(void)

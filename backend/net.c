@@ -749,7 +749,7 @@ static bool socket_live(const char *path)
     return live;
 }
 
-static int listen_unix(listener *l, const char *path, bool admin)
+static int listen_unix(listener *l, const char *path)
 {
     struct stat st;
     /* A socket left by a previous run is replaced; a live one or anything
@@ -768,7 +768,6 @@ static int listen_unix(listener *l, const char *path, bool admin)
     if (rc == 0)
         rc = chmod(path, 0600) == 0 ? 0 : uv_translate_sys_error(errno);
     return rc ? rc : uv_listen((uv_stream_t *)&l->h, 128, on_connection);
-    (void)admin;
 }
 
 static int listen_tcp(listener *l, const gmpc_addr *a)
@@ -794,7 +793,7 @@ static int listen_one(const char *addr, bool admin)
     listener *l = &g_listeners[g_n_listeners];
     memset(l, 0, sizeof *l);
     l->is_admin = admin;
-    int rc = a.is_unix ? listen_unix(l, a.path, admin) : listen_tcp(l, &a);
+    int rc = a.is_unix ? listen_unix(l, a.path) : listen_tcp(l, &a);
     l->h.tcp.data = l;
     if (l->h.tcp.loop) /* initialised: close it at shutdown */
         g_n_listeners++;
@@ -806,9 +805,8 @@ static int listen_one(const char *addr, bool admin)
     return GMP_OK;
 }
 
-int gmpd_net_listen(uv_loop_t *loop)
+int gmpd_net_listen(void)
 {
-    (void)loop;
     for (int i = 0; i < gmpd->cfg.n_listen; i++)
         if (listen_one(gmpd->cfg.listen[i], false) != GMP_OK)
             return GMP_ERR_CONFIG;

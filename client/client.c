@@ -275,7 +275,6 @@ static int task_open(gmp_client *c, gmp_alg alg, unsigned flags,
     t->aead = alg == GMP_ALG_SM4_GCM;
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
-    t->c = c;
     t->s = s;
     t->rt = c->rt;
     t->gen = gen;

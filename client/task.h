@@ -24,7 +24,6 @@ typedef struct cres {
 } cres;
 
 struct gmp_task {
-    gmp_client *c;
     csess *s;
     rt *rt;
     uint64_t gen;

@@ -16,7 +16,6 @@
 #define GMPC_NONCE_LEN 32u
 #define GMPC_MAC_LEN 32u
 #define GMPC_MAX_NAME 63u      /* tenant name, key label */
-#define GMPC_PRIO_LEVELS 8u
 
 typedef enum gmpc_type {
     GMPC_T_CHALLENGE = 1,   /* s->c: server nonce */

@@ -1051,6 +1051,63 @@ static void t9_still_serving(void **state)
     free(log);
 }
 
+/* The per-session buffer and the daemon's session count are bounded: going
+ * over either is a clear LIMIT, never memory growth or a hang.  Runs on a
+ * daemon of its own with small limits. */
+static void t10_limits(void **state)
+{
+    (void)state;
+    char cfg[64];
+    snprintf(cfg, sizeof cfg, "/tmp/gmpt-limits.%d.ini", (int)getpid());
+    FILE *f = fopen(cfg, "w");
+    assert_non_null(f);
+    fputs("[limits]\nmax_buffered = 1M\nmax_sessions = 2\n", f);
+    fclose(f);
+    const char *extra[] = {"--config", cfg, NULL};
+    gmpt_daemon *shared = g_d;
+    char tenant[sizeof g_tenant];
+    uint8_t secret[32];
+    size_t secret_len = g_secret_len;
+    memcpy(tenant, g_tenant, sizeof tenant);
+    memcpy(secret, g_secret, sizeof secret);
+    g_d = gmpt_start(extra);
+    assert_int_equal(gmpt_load_creds(g_d->creds, g_tenant, sizeof g_tenant,
+                                     g_secret, &g_secret_len),
+                     0);
+
+    /* shard 1 waits for shard 0 and holds the whole 1 MiB; shard 2 is
+     * over the limit: the task fails and the held shard is answered */
+    int fd = raw_authed();
+    send_open_sm3(fd, 0x7001, 1);
+    expect_open_ok(fd, 0x7001);
+    uint8_t *big = calloc(1, GMP_SHARD_MAX);
+    send_frame(fd, GMPC_T_SHARD, 0x7001, 1, big, GMP_SHARD_MAX);
+    send_frame(fd, GMPC_T_SHARD, 0x7001, 2, big, GMP_SHARD_MAX);
+    expect_error(fd, 0x7001, GMP_ERR_LIMIT, false);
+    expect_error(fd, 0x7001, GMP_ERR_LIMIT, false);
+    expect_alive(fd, 0);
+    free(big);
+
+    /* two sessions are allowed, a third is refused and closed */
+    int fd2 = raw_authed();
+    int fd3 = gmpt_raw_connect(g_d);
+    assert_true(fd3 >= 0);
+    assert_int_equal(gmpt_raw_auth(fd3, g_tenant, g_secret, g_secret_len,
+                                   NULL),
+                     GMP_ERR_LIMIT);
+    assert_true(gmpt_raw_closed(fd3, T_MS));
+    close(fd3);
+    close(fd2);
+    close(fd);
+
+    gmpt_stop(g_d);
+    unlink(cfg);
+    g_d = shared;
+    memcpy(g_tenant, tenant, sizeof tenant);
+    memcpy(g_secret, secret, sizeof secret);
+    g_secret_len = secret_len;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1061,6 +1118,7 @@ int main(void)
         cmocka_unit_test(t5_replay),       cmocka_unit_test(t6_tasks),
         cmocka_unit_test(t7_isolation),    cmocka_unit_test(t8_keys),
         cmocka_unit_test(t9_still_serving),
+        cmocka_unit_test(t10_limits),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
