@@ -235,6 +235,22 @@ static int chart(const char *dir, const char *name, const char *xlabel)
     return rc == 0 ? 0 : -1;
 }
 
+/* Runs each variant in mask at one x; rows go to stdout and, if given, f. */
+static int run_variants(const cfg *c, unsigned mask, double x, FILE *f)
+{
+    for (int v = 0; v < 4; v++) {
+        result r;
+        if (!(mask & (1u << v)))
+            continue;
+        if (run(c, (gmpd_ttsa_variant)v, &r) != 0)
+            return 1;
+        if (f)
+            csv_row(f, x, (gmpd_ttsa_variant)v, &r);
+        csv_row(stdout, x, (gmpd_ttsa_variant)v, &r);
+    }
+    return 0;
+}
+
 static int experiment(const cfg *base, const char *dir, bool by_count,
                       unsigned mask, bool charts)
 {
@@ -257,14 +273,9 @@ static int experiment(const cfg *base, const char *dir, bool by_count,
             x = c.interval_ms = 60.0 * (i + 1);
         else
             break;
-        for (int v = 0; v < 4; v++) {
-            result r;
-            if (!(mask & (1u << v)))
-                continue;
-            if (run(&c, (gmpd_ttsa_variant)v, &r) != 0)
-                return 1;
-            csv_row(f, x, (gmpd_ttsa_variant)v, &r);
-            csv_row(stdout, x, (gmpd_ttsa_variant)v, &r);
+        if (run_variants(&c, mask, x, f) != 0) {
+            fclose(f);
+            return 1;
         }
     }
     fclose(f);
@@ -368,15 +379,7 @@ int main(int argc, char **argv)
         goto bad;
     if (!exp) {
         fputs(csv_head, stdout);
-        for (int v = 0; v < 4; v++) {
-            result r;
-            if (!(mask & (1u << v)))
-                continue;
-            if (run(&c, (gmpd_ttsa_variant)v, &r) != 0)
-                return 1;
-            csv_row(stdout, c.tasks, (gmpd_ttsa_variant)v, &r);
-        }
-        return 0;
+        return run_variants(&c, mask, c.tasks, NULL);
     }
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, "gmpool-sim: %s: %s\n", dir, strerror(errno));
