@@ -105,7 +105,10 @@ static int go_pool(hash_ctx *h)
 static int buffer(hash_ctx *h, const unsigned char *in, size_t n)
 {
     if (h->buf_cap - h->buf_len < n) {
-        size_t cap = h->buf_len + n;
+        /* doubling keeps many small updates linear, not quadratic */
+        size_t cap = h->buf_cap ? 2 * h->buf_cap : 4096;
+        while (cap < h->buf_len + n)
+            cap *= 2;
         uint8_t *p = malloc(cap);
         if (!p)
             return 0;
