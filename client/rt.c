@@ -2,7 +2,9 @@
  * application may run its own libuv.  Fork: the child drops its inherited
  * runtime without touching it (its thread does not exist there) and makes
  * a fresh one on next use; objects of the old generation fail with
- * GMP_ERR_FORKED. */
+ * GMP_ERR_FORKED.  So that the child inherits no lock the loop thread held
+ * (OpenSSL's among them: 3.0 has no fork handlers), fork parks the loop
+ * thread between callbacks first. */
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,6 +19,8 @@ struct rt {
     pthread_t th;
     pthread_mutex_t mu;
     op *head, *tail;
+    pthread_cond_t park_cv;     /* under mu */
+    bool park_req, parked;
 };
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -40,23 +44,70 @@ GMP_API const char *gmp_client_last_error(void)
     return g_last_err;
 }
 
+/* The thread calling fork() waits until the loop thread sits in on_wake
+ * holding nothing but r->mu's condition wait. */
+static rt *g_parked;
+
+static void atfork_prepare(void)
+{
+    pthread_mutex_lock(&g_mu);
+    rt *r = g_rt;
+    pthread_mutex_unlock(&g_mu);
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->mu);
+    r->park_req = true;
+    pthread_mutex_unlock(&r->mu);
+    uv_async_send(&r->wake);
+    pthread_mutex_lock(&r->mu);
+    while (!r->parked)
+        pthread_cond_wait(&r->park_cv, &r->mu);
+    pthread_mutex_unlock(&r->mu);
+    g_parked = r;
+}
+
+static void atfork_parent(void)
+{
+    rt *r = g_parked;
+    g_parked = NULL;
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->mu);
+    r->park_req = false;
+    pthread_cond_broadcast(&r->park_cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
 static void atfork_child(void)
 {
     /* The parent's loop thread is gone here; its locks may be held. */
     pthread_mutex_init(&g_mu, NULL);
     g_rt = NULL;
+    g_parked = NULL;
     g_gen++;
 }
 
 static void once_init(void)
 {
-    pthread_atfork(NULL, NULL, atfork_child);
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+/* Called with r->mu held. */
+static void park(rt *r)
+{
+    r->parked = true;
+    pthread_cond_broadcast(&r->park_cv);
+    while (r->park_req)
+        pthread_cond_wait(&r->park_cv, &r->mu);
+    r->parked = false;
 }
 
 static void on_wake(uv_async_t *a)
 {
     rt *r = a->data;
     pthread_mutex_lock(&r->mu);
+    if (r->park_req)
+        park(r);
     op *o = r->head;
     r->head = r->tail = NULL;
     pthread_mutex_unlock(&r->mu);
@@ -81,6 +132,7 @@ static rt *rt_create(void)
     if (!r)
         return NULL;
     pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->park_cv, NULL);
     if (uv_loop_init(&r->loop) != 0) {
         free(r);
         return NULL;

@@ -73,7 +73,7 @@ csess *csess_new(rt *r, const csess_cfg *cfg)
         return NULL;
     s->rt = r;
     s->cfg = *cfg;
-    gmpc_random(&s->next_id, sizeof s->next_id);
+    gmpc_nonce(&s->next_id, sizeof s->next_id);
     s->next_id = (s->next_id >> 2) | 1;
     return s;
 }
@@ -305,7 +305,7 @@ static void on_challenge(cconn *c, const gmpc_hdr *h, const uint8_t *p)
         fail_all(s, GMP_ERR_PROTO, "bad challenge from %s", s->cfg.server);
         return;
     }
-    gmpc_random(c->cnonce, sizeof c->cnonce);
+    gmpc_nonce(c->cnonce, sizeof c->cnonce);
     memcpy(a.cnonce, c->cnonce, sizeof a.cnonce);
     snprintf(a.tenant, sizeof a.tenant, "%s", s->cfg.tenant);
     gmpc_auth_mac(s->cfg.secret, s->cfg.secret_len, a.tenant, p, a.cnonce,

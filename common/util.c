@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -64,6 +65,21 @@ int gmpc_random(void *buf, size_t n)
     if (!lc || n > INT32_MAX)
         return GMP_ERR_INTERNAL;
     return RAND_bytes_ex(lc, buf, n, 0) == 1 ? GMP_OK : GMP_ERR_INTERNAL;
+}
+
+int gmpc_nonce(void *buf, size_t n)
+{
+    uint8_t *p = buf;
+    while (n) {
+        ssize_t got = getrandom(p, n, 0);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            return GMP_ERR_INTERNAL;
+        p += got;
+        n -= (size_t)got;
+    }
+    return GMP_OK;
 }
 
 uint64_t gmpc_now_ns(void)

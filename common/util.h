@@ -16,6 +16,10 @@ OSSL_LIB_CTX *gmpc_libctx(void);
 int gmpc_hmac_sm3(const uint8_t *key, size_t key_len, const void *msg,
                   size_t msg_len, uint8_t out[32]);
 int gmpc_random(void *buf, size_t n);
+/* Nonces and ids from the kernel (getrandom), not OpenSSL's DRBG: the
+ * client makes them in a forked child, where another thread of the parent
+ * may have left OpenSSL's global RAND lock held. */
+int gmpc_nonce(void *buf, size_t n);
 
 uint64_t gmpc_now_ns(void);      /* CLOCK_MONOTONIC */
 uint64_t gmpc_wall_ms(void);     /* CLOCK_REALTIME */

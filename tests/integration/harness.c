@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -83,6 +84,9 @@ static void spawn(gmpt_daemon *d)
     if (d->pid < 0)
         die("fork failed");
     if (d->pid == 0) {
+        /* a test that dies (an assert, a sanitizer abort) takes its
+         * daemon with it instead of leaving it running */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
         int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
         if (fd >= 0) {
             dup2(fd, 2);

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -475,6 +476,57 @@ static void fork_child(void **state)
     gmp_client_close(c);
 }
 
+/* Forks while the loop thread is busy (connecting, authenticating,
+ * answering digests for another thread) must not hand the child a lock
+ * held in the parent: every child gets its digest, none hangs (the alarm
+ * turns a hang into a failure). */
+static atomic_bool g_hammer_stop;
+
+/* New clients keep the loop thread authenticating (nonces, HMAC-SM3:
+ * OpenSSL's locks), the digests keep it moving shards. */
+static void *hammer(void *arg)
+{
+    (void)arg;
+    static uint8_t big[70000];
+    uint8_t md[32];
+    while (!atomic_load(&g_hammer_stop)) {
+        gmp_options o = gmpt_options(g_d);
+        gmp_client *c;
+        if (gmp_client_open(&c, &o) != GMP_OK)
+            continue;
+        gmp_digest(c, GMP_ALG_SM3, big, sizeof big, md);
+        gmp_client_close(c);
+    }
+    return NULL;
+}
+
+static void fork_while_busy(void **state)
+{
+    (void)state;
+    pthread_t th;
+    atomic_store(&g_hammer_stop, false);
+    assert_int_equal(pthread_create(&th, NULL, hammer, NULL), 0);
+    int failed = 0;
+    for (int i = 0; i < 100; i++) {
+        usleep((useconds_t)(gmpt_rand() % 3000));
+        pid_t pid = fork();
+        if (pid == 0) {
+            alarm(20);
+            gmp_client *cc = client(0);
+            uint8_t md[32];
+            int rc = gmp_digest(cc, GMP_ALG_SM3, "abc", 3, md);
+            gmp_client_close(cc);
+            _exit(rc == GMP_OK ? 0 : 1);
+        }
+        int st;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        failed += !WIFEXITED(st) || WEXITSTATUS(st) != 0;
+    }
+    atomic_store(&g_hammer_stop, true);
+    pthread_join(th, NULL);
+    assert_int_equal(failed, 0);
+}
+
 /* A daemon restart mid-job: the job fails with a clear error (never a
  * hang), and the next job on the same client succeeds. */
 static void restart_mid_job(void **state)
@@ -646,6 +698,7 @@ int main(void)
         cmocka_unit_test(bad_calls),
         cmocka_unit_test(threads),
         cmocka_unit_test(fork_child),
+        cmocka_unit_test(fork_while_busy),
         cmocka_unit_test(hmac_sm3),
         cmocka_unit_test(sm4_gcm),
         cmocka_unit_test(tcp_and_tool),
