@@ -43,7 +43,14 @@ static int parse_u32(const char *s, uint32_t *v)
 
 static int tenant_row(const gmpd_tenant *t, void *arg)
 {
-    say(arg, "%-24s %6u %10lld\n", t->name, t->vcm, (long long)t->created);
+    gmpd_pin p;
+    const char *pin = "?";
+    if (gmpd_tenant_pin_get(gmpd->store, t->name, &p) == GMP_OK)
+        pin = p.len == 0                    ? "unset"
+              : p.fails >= GMPD_PIN_TRIES ? "locked"
+                                            : "set";
+    say(arg, "%-24s %6u %10lld %-6s\n", t->name, t->vcm,
+        (long long)t->created, pin);
     return 0;
 }
 
@@ -51,8 +58,16 @@ static int cmd_tenant(int argc, char **argv, out_buf *o)
 {
     gmpd_tenant t;
     if (argc == 2 && strcmp(argv[1], "list") == 0) {
-        say(o, "%-24s %6s %10s\n", "TENANT", "VCM", "CREATED");
+        say(o, "%-24s %6s %10s %-6s\n", "TENANT", "VCM", "CREATED", "PIN");
         return gmpd_tenant_list(gmpd->store, tenant_row, o);
+    }
+    /* the token's user PIN: set, or reset after a lock-out */
+    if (argc == 4 && strcmp(argv[1], "pin") == 0) {
+        int rc = gmpd_pin_set(argv[2], (const uint8_t *)argv[3],
+                              strlen(argv[3]));
+        if (rc == GMP_ERR_ARG)
+            say(o, "a PIN has %u to %u bytes\n", GMPD_PIN_MIN, GMPD_PIN_MAX);
+        return rc;
     }
     if (argc != 3)
         return GMP_ERR_ARG;

@@ -11,35 +11,59 @@
 #include "gmpool.h"
 #include "util.h"
 
-/* One row per algorithm; the libcrypto objects are fetched by
- * gmpd_engine_init.  SM4-GCM comes from libgcrypt: OpenSSL 3.0's default
- * provider has no SM4-GCM. */
+/* One row per algorithm and key length; the libcrypto objects are fetched
+ * by gmpd_engine_init.  GCM comes from libgcrypt, whose GCM hands back the
+ * tag computed over the ciphertext in both directions (the protocol's
+ * FINAL_OK carries it) and which has SM4-GCM, missing from OpenSSL 3.0's
+ * default provider.  For HMAC rows the name is the digest's. */
 typedef struct alg_row {
     gmpd_alg_info info;
+    int gcry_algo;           /* GCM rows */
     EVP_MD *md;
     EVP_CIPHER *cipher;
     EVP_MAC *mac;
 } alg_row;
 
-#define ROW(alg, name, kind, svc, key, iv, block, out, pad)                   \
-    {{alg, name, kind, svc, key, iv, block, out, pad}, NULL, NULL, NULL}
+#define D GMPD_KIND_DIGEST
+#define M GMPD_KIND_MAC
+#define C GMPD_KIND_CIPHER
+#define A GMPD_KIND_AEAD
+#define H GMPD_SVC_HASH
+#define X GMPD_SVC_CIPHER
+#define K_ANY 0
+#define K_SM4 GMP_KEY_SM4
+#define K_AES GMP_KEY_AES
+#define ROW(alg, name, kind, svc, ktype, key, iv, block, out, pad, gc)       \
+    {{alg, name, kind, svc, ktype, key, iv, block, out, pad}, gc, NULL,     \
+     NULL, NULL}
+#define AES3(alg, mode, kind, iv, block, pad)                             \
+    ROW(alg, "AES-128-" mode, kind, X, K_AES, 16, iv, block, 0, pad,         \
+        GCRY_CIPHER_AES128),                                                  \
+    ROW(alg, "AES-192-" mode, kind, X, K_AES, 24, iv, block, 0, pad,         \
+        GCRY_CIPHER_AES192),                                                  \
+    ROW(alg, "AES-256-" mode, kind, X, K_AES, 32, iv, block, 0, pad,         \
+        GCRY_CIPHER_AES256)
 
 static alg_row g_algs[] = {
-    ROW(GMP_ALG_SM3, "SM3", GMPD_KIND_DIGEST, GMPD_SVC_HASH, 0, 0, 1, 32, false),
-    ROW(GMP_ALG_HMAC_SM3, "HMAC", GMPD_KIND_MAC, GMPD_SVC_HASH, 0, 0, 1, 32,
-        false),
-    ROW(GMP_ALG_SM4_ECB, "SM4-ECB", GMPD_KIND_CIPHER, GMPD_SVC_CIPHER, 16, 0,
-        16, 0, true),
-    ROW(GMP_ALG_SM4_CBC, "SM4-CBC", GMPD_KIND_CIPHER, GMPD_SVC_CIPHER, 16, 16,
-        16, 0, true),
-    ROW(GMP_ALG_SM4_CTR, "SM4-CTR", GMPD_KIND_CIPHER, GMPD_SVC_CIPHER, 16, 16,
-        1, 0, false),
-    ROW(GMP_ALG_SM4_OFB, "SM4-OFB", GMPD_KIND_CIPHER, GMPD_SVC_CIPHER, 16, 16,
-        1, 0, false),
-    ROW(GMP_ALG_SM4_CFB, "SM4-CFB", GMPD_KIND_CIPHER, GMPD_SVC_CIPHER, 16, 16,
-        1, 0, false),
-    ROW(GMP_ALG_SM4_GCM, "SM4-GCM", GMPD_KIND_AEAD, GMPD_SVC_CIPHER, 16, 0, 1,
-        16, false),
+    ROW(GMP_ALG_SM3, "SM3", D, H, K_ANY, 0, 0, 1, 32, false, 0),
+    ROW(GMP_ALG_SHA256, "SHA2-256", D, H, K_ANY, 0, 0, 1, 32, false, 0),
+    ROW(GMP_ALG_SHA384, "SHA2-384", D, H, K_ANY, 0, 0, 1, 48, false, 0),
+    ROW(GMP_ALG_SHA512, "SHA2-512", D, H, K_ANY, 0, 0, 1, 64, false, 0),
+    ROW(GMP_ALG_HMAC_SM3, "SM3", M, H, K_ANY, 0, 0, 1, 32, false, 0),
+    ROW(GMP_ALG_HMAC_SHA256, "SHA2-256", M, H, K_ANY, 0, 0, 1, 32, false, 0),
+    ROW(GMP_ALG_HMAC_SHA384, "SHA2-384", M, H, K_ANY, 0, 0, 1, 48, false, 0),
+    ROW(GMP_ALG_HMAC_SHA512, "SHA2-512", M, H, K_ANY, 0, 0, 1, 64, false, 0),
+    ROW(GMP_ALG_SM4_ECB, "SM4-ECB", C, X, K_SM4, 16, 0, 16, 0, true, 0),
+    ROW(GMP_ALG_SM4_CBC, "SM4-CBC", C, X, K_SM4, 16, 16, 16, 0, true, 0),
+    ROW(GMP_ALG_SM4_CTR, "SM4-CTR", C, X, K_SM4, 16, 16, 1, 0, false, 0),
+    ROW(GMP_ALG_SM4_OFB, "SM4-OFB", C, X, K_SM4, 16, 16, 1, 0, false, 0),
+    ROW(GMP_ALG_SM4_CFB, "SM4-CFB", C, X, K_SM4, 16, 16, 1, 0, false, 0),
+    ROW(GMP_ALG_SM4_GCM, "SM4-GCM", A, X, K_SM4, 16, 0, 1, 16, false,
+        GCRY_CIPHER_SM4),
+    AES3(GMP_ALG_AES_ECB, "ECB", C, 0, 16, true),
+    AES3(GMP_ALG_AES_CBC, "CBC", C, 16, 16, true),
+    AES3(GMP_ALG_AES_CTR, "CTR", C, 16, 1, false),
+    AES3(GMP_ALG_AES_GCM, "GCM", A, 0, 1, false),
 };
 #define N_ALGS (sizeof g_algs / sizeof g_algs[0])
 
@@ -64,6 +88,14 @@ static int gcrypt_init(void)
     return GMP_OK;
 }
 
+/* HMAC rows keep only the EVP_MAC; the digest is named per context. */
+static bool md_exists(OSSL_LIB_CTX *lc, const char *name)
+{
+    EVP_MD *md = EVP_MD_fetch(lc, name, "provider=default");
+    EVP_MD_free(md);
+    return md != NULL;
+}
+
 static bool row_fetch(OSSL_LIB_CTX *lc, alg_row *r)
 {
     switch (r->info.kind) {
@@ -72,14 +104,14 @@ static bool row_fetch(OSSL_LIB_CTX *lc, alg_row *r)
         return r->md != NULL;
     case GMPD_KIND_MAC:
         r->mac = r->mac ? r->mac : EVP_MAC_fetch(lc, "HMAC", "provider=default");
-        return r->mac != NULL;
+        return r->mac != NULL && md_exists(lc, r->info.name);
     case GMPD_KIND_CIPHER:
         r->cipher = r->cipher ? r->cipher
                               : EVP_CIPHER_fetch(lc, r->info.name,
                                                  "provider=default");
         return r->cipher != NULL;
     case GMPD_KIND_AEAD:
-        return gcry_cipher_algo_info(GCRY_CIPHER_SM4, GCRYCTL_TEST_ALGO, NULL,
+        return gcry_cipher_algo_info(r->gcry_algo, GCRYCTL_TEST_ALGO, NULL,
                                      NULL) == 0;
     }
     return false;
@@ -116,6 +148,17 @@ static const alg_row *find_row(uint16_t alg)
     return NULL;
 }
 
+/* The row of alg for a key of key_len bytes (rows with key_len 0 take
+ * any key). */
+static const alg_row *find_keyed(uint16_t alg, size_t key_len)
+{
+    for (size_t i = 0; i < N_ALGS; i++)
+        if (g_algs[i].info.alg == alg &&
+            (g_algs[i].info.key_len == 0 || g_algs[i].info.key_len == key_len))
+            return &g_algs[i];
+    return NULL;
+}
+
 const gmpd_alg_info *gmpd_engine_find(uint16_t alg)
 {
     const alg_row *r = find_row(alg);
@@ -135,7 +178,8 @@ static int digest_init(gmpd_engine_ctx *c, const gmpd_engine_args *a)
 static int mac_init(gmpd_engine_ctx *c, const gmpd_engine_args *a)
 {
     OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SM3", 0),
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+                                         (char *)c->row->info.name, 0),
         OSSL_PARAM_construct_end()};
     if (a->key_len == 0 || a->iv_len || a->aad_len)
         return a->key_len == 0 ? GMP_ERR_KEY : GMP_ERR_ARG;
@@ -166,14 +210,15 @@ static int cipher_init(gmpd_engine_ctx *c, const gmpd_engine_args *a)
 
 static int gcm_init(gmpd_engine_ctx *c, const gmpd_engine_args *a)
 {
-    if (a->key_len != 16)
+    if (a->key_len != c->row->info.key_len)
         return GMP_ERR_KEY;
     if (a->iv_len == 0)
         return GMP_ERR_IV;
     if (a->flags & GMP_TASK_PAD)
         return GMP_ERR_ARG;
     c->decrypt = a->flags & GMP_TASK_DECRYPT;
-    if (gcry_cipher_open(&c->gcm, GCRY_CIPHER_SM4, GCRY_CIPHER_MODE_GCM, 0) ||
+    if (gcry_cipher_open(&c->gcm, c->row->gcry_algo, GCRY_CIPHER_MODE_GCM,
+                         0) ||
         gcry_cipher_setkey(c->gcm, a->key, a->key_len) ||
         gcry_cipher_setiv(c->gcm, a->iv, a->iv_len) ||
         (a->aad_len && gcry_cipher_authenticate(c->gcm, a->aad, a->aad_len)))
@@ -184,7 +229,11 @@ static int gcm_init(gmpd_engine_ctx *c, const gmpd_engine_args *a)
 gmpd_engine_ctx *gmpd_engine_new(uint16_t alg, const gmpd_engine_args *a,
                                  int *status)
 {
-    const alg_row *row = find_row(alg);
+    const alg_row *row = find_keyed(alg, a->key_len);
+    if (!row && find_row(alg)) {
+        *status = GMP_ERR_KEY; /* no variant for this key length */
+        return NULL;
+    }
     if (!row || (!row->md && !row->cipher && !row->mac &&
                  row->info.kind != GMPD_KIND_AEAD)) {
         *status = GMP_ERR_ALG;

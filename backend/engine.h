@@ -1,7 +1,7 @@
 /* The algorithm table: every computation the nodes do goes through here,
  * on libcrypto's default provider fetched explicitly (never the gmpool
- * provider, which would recurse).  Later issues add rows (AES, SHA-2, SM2,
- * SM4-GCM) without touching the callers. */
+ * provider, which would recurse); GCM on libgcrypt.  AES has a row per
+ * key length. */
 #ifndef GMPD_ENGINE_H
 #define GMPD_ENGINE_H
 
@@ -23,7 +23,8 @@ typedef struct gmpd_alg_info {
     const char *name;        /* libcrypto name */
     gmpd_alg_kind kind;
     gmpd_svc svc;
-    uint8_t key_len;         /* cipher key bytes */
+    uint16_t key_type;       /* gmp_key_type a stored key must have, or 0 */
+    uint8_t key_len;         /* cipher key bytes (0: any, for MACs) */
     uint8_t iv_len;          /* cipher IV bytes (0 = none) */
     uint8_t block;           /* data must be a multiple (no padding) */
     uint8_t out_len;         /* digest length */
@@ -34,6 +35,7 @@ typedef struct gmpd_engine_ctx gmpd_engine_ctx;
 
 int gmpd_engine_init(void);   /* fetches every algorithm once */
 void gmpd_engine_cleanup(void);
+/* The first row of alg: its kind, service and key type. */
 const gmpd_alg_info *gmpd_engine_find(uint16_t alg);
 
 /* What a task brings to its engine context. */

@@ -90,6 +90,7 @@ struct gmpd_session {
     uint32_t tasks_cap;
     uint32_t n_tasks;
     _Atomic uint64_t buffered; /* shard bytes held for this session */
+    atomic_bool logged_in;   /* user PIN given (token.c) */
     /* anti-replay window over task freshness values */
     uint64_t fresh_top;
     uint64_t fresh_bits[16]; /* 1024 values below fresh_top */
@@ -212,9 +213,30 @@ void gmpd_sched_publish_load(void);
  * encodes the reply payload. */
 int gmpd_key_request(gmpd_session *s, const uint8_t *p, size_t n,
                      uint8_t *out, size_t cap, size_t *out_len);
+/* A key the session may use (its VCM; private ones only after login),
+ * else GMP_ERR_NOT_FOUND.  value may be NULL. */
+int gmpd_key_find(gmpd_session *s, uint32_t handle, gmpd_key_attr *a,
+                  uint8_t *value, size_t cap, size_t *len);
 
 /* ---- admin.c ---- */
 /* Runs one admin command (argv) and writes the text reply. */
+/* The tenant's token (token.c): user PIN and login state. */
+#define GMPD_PIN_MIN GMP_PIN_MIN
+#define GMPD_PIN_MAX GMP_PIN_MAX
+#define GMPD_PIN_TRIES 10
+typedef struct gmpd_token_state {
+    bool pin_set, locked, logged_in;
+    uint32_t fails;
+} gmpd_token_state;
+int gmpd_pin_set(const char *tenant, const uint8_t *pin, size_t len);
+int gmpd_token_login(gmpd_session *s, const uint8_t *pin, size_t len);
+void gmpd_token_logout(gmpd_session *s);
+int gmpd_token_set_pin(gmpd_session *s, const uint8_t *old, size_t old_len,
+                       const uint8_t *pin, size_t len);
+int gmpd_token_info(gmpd_session *s, gmpd_token_state *out);
+/* Private keys are invisible to a session that has not logged in. */
+bool gmpd_token_may_see(gmpd_session *s, uint32_t key_flags);
+
 int gmpd_admin_run(int argc, char **argv, char *out, size_t cap);
 
 #endif

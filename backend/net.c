@@ -338,7 +338,7 @@ static void handle_random(gmpd_conn *c, const gmpc_hdr *h, const uint8_t *p)
 
 static void handle_key(gmpd_conn *c, const gmpc_hdr *h, const uint8_t *p)
 {
-    uint8_t out[256];
+    uint8_t out[8 + 4 * GMPC_KEY_LIST_MAX];
     size_t out_len = 0;
     int rc = gmpd_key_request(c->sess, p, h->len, out, sizeof out, &out_len);
     if (rc == GMP_ERR_PROTO)

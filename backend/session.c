@@ -192,13 +192,13 @@ static int task_key(gmpd_session *s, const gmpd_alg_info *ai,
     if (o->key_len)
         return GMP_ERR_ARG; /* a handle or a key, not both */
     gmpd_key_attr a;
-    int rc = gmpd_key_get(gmpd->store, s->tenant.vcm, o->key_handle, &a, key,
-                          GMP_MAX_KEY_LEN, key_len);
+    int rc = gmpd_key_find(s, o->key_handle, &a, key, GMP_MAX_KEY_LEN,
+                           key_len);
     if (rc == GMP_ERR_NOT_FOUND)
         return GMP_ERR_KEY;
-    /* HMAC takes any secret; a cipher only SM4 or generic ones */
-    if (rc == GMP_OK && ai->kind != GMPD_KIND_MAC &&
-        a.type != GMP_KEY_SM4 && a.type != GMP_KEY_GENERIC)
+    /* a MAC takes any secret; a cipher its own key type or a generic one */
+    if (rc == GMP_OK && ai->key_type && a.type != ai->key_type &&
+        a.type != GMP_KEY_GENERIC)
         rc = GMP_ERR_KEY;
     return rc;
 }
@@ -449,8 +449,10 @@ gmpd_shard *gmpd_shard_new(gmpd_task *t, gmpd_conn *c, const gmpc_hdr *h,
 {
     *rc = GMP_ERR_LIMIT;
     gmpd_session *s = t->sess;
-    /* room for the output after the input; padding adds one block */
-    uint32_t cap = 2 * h->len + 32;
+    /* room for the output after the input: an update adds at most a
+     * block (padding), a final at most a 64-byte digest or a block and a
+     * tag */
+    uint32_t cap = 2 * h->len + 16 + 64;
     uint64_t held = atomic_fetch_add(&s->buffered, (uint64_t)h->len);
     if (held + h->len > gmpd->cfg.max_buffered) {
         atomic_fetch_sub(&s->buffered, (uint64_t)h->len);

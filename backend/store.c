@@ -12,6 +12,7 @@
  * (another tenant, another VCM's key) or a row whose security attributes
  * were edited fails the MAC:
  *   tenants: "tenant" || name
+ *   PINs:    "pin" || name
  *   keys:    "key" || vcm (u32 BE) || handle (u32 BE) || type (u16 BE)
  *            || flags (u32 BE)
  * The two prefixes differ in their first byte and each layout is fixed or
@@ -53,7 +54,7 @@
 #define WRAP_OVERHEAD (WRAP_HDR + WRAP_TAG)
 #define WRAP_MAX (GMPD_KEY_MAX + WRAP_OVERHEAD)
 #define AAD_MAX (sizeof "tenant" + GMPD_NAME_MAX)
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 #define BUSY_TIMEOUT_MS 5000
 
 struct gmpd_store {
@@ -106,12 +107,17 @@ static void aad_key(wrap_aad *a, uint32_t vcm, uint32_t handle,
     a->n = 17;
 }
 
+static void aad_named(wrap_aad *a, const char *prefix, const char *name)
+{
+    size_t p = strlen(prefix), n = strnlen(name, GMPD_NAME_MAX);
+    memcpy(a->b, prefix, p);
+    memcpy(a->b + p, name, n);
+    a->n = p + n;
+}
+
 static void aad_tenant(wrap_aad *a, const char *name)
 {
-    size_t n = strnlen(name, GMPD_NAME_MAX);
-    memcpy(a->b, "tenant", 6);
-    memcpy(a->b + 6, name, n);
-    a->n = 6 + n;
+    aad_named(a, "tenant", name);
 }
 
 /* CTR is its own inverse, so one function seals and opens. */
@@ -495,6 +501,14 @@ static const char schema_sql[] =
     "INSERT INTO meta VALUES('last_vcm', 0);"
     "PRAGMA user_version = 1;";
 
+/* Version 2: the user PIN (wrapped verifier, failure count) and the
+ * attributes a front end keeps with a key (opaque to the daemon). */
+static const char schema_v2_sql[] =
+    "ALTER TABLE tenants ADD COLUMN pin BLOB;"
+    "ALTER TABLE tenants ADD COLUMN pin_fails INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE keys ADD COLUMN app BLOB;"
+    "PRAGMA user_version = 2;";
+
 static int schema_version(gmpd_store *s, int *v)
 {
     sqlite3_stmt *st = sql_prep(s, "PRAGMA user_version");
@@ -517,6 +531,8 @@ static int schema_ensure(gmpd_store *s, char *err, size_t errlen)
         rc = schema_version(s, &v);
     if (!rc && v == 0)
         rc = sql_exec(s, schema_sql);
+    if (!rc && v <= 1)
+        rc = sql_exec(s, schema_v2_sql);
     else if (!rc && v != SCHEMA_VERSION) {
         gmpc_fmt(err, errlen,
                  "gmpool.db has schema version %d, this gmpoold knows %d",
@@ -895,6 +911,95 @@ int gmpd_tenant_count(gmpd_store *s)
     return n;
 }
 
+/* ---- user PINs --------------------------------------------------------- */
+
+static int pin_write(gmpd_store *s, const char *name, const uint8_t *rec,
+                     size_t n)
+{
+    uint8_t blob[WRAP_MAX];
+    size_t blen = 0;
+    wrap_aad aad;
+    aad_named(&aad, "pin", name);
+    int rc = n ? wrap_seal(s, &aad, rec, n, blob, &blen) : GMP_OK;
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = sql_prep(
+        s, "UPDATE tenants SET pin = ?1, pin_fails = 0 WHERE name = ?2");
+    if (st) {
+        if (n)
+            sqlite3_bind_blob(st, 1, blob, (int)blen, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    }
+    rc = sql_done(s, st);
+    if (!rc && sqlite3_changes(s->db) == 0)
+        rc = GMP_ERR_NOT_FOUND;
+    return rc;
+}
+
+int gmpd_tenant_pin_set(gmpd_store *s, const char *name, const uint8_t *rec,
+                        size_t n)
+{
+    if (!s || !name_valid(name) || (n && !rec) || n > GMPD_KEY_MAX)
+        return GMP_ERR_ARG;
+    lock(s);
+    int rc = pin_write(s, name, rec, n);
+    unlock(s);
+    return rc;
+}
+
+static int pin_read(gmpd_store *s, sqlite3_stmt *st, const char *name,
+                    gmpd_pin *out)
+{
+    wrap_aad aad;
+    aad_named(&aad, "pin", name);
+    out->fails = (uint32_t)sqlite3_column_int64(st, 1);
+    if (sqlite3_column_type(st, 0) == SQLITE_NULL)
+        return GMP_OK;
+    int rc = wrap_open(s, &aad, sqlite3_column_blob(st, 0),
+                       (size_t)sqlite3_column_bytes(st, 0), out->rec,
+                       &out->len);
+    if (rc)
+        store_warn("tenant '%s': wrapped PIN fails its MAC", name);
+    return rc;
+}
+
+int gmpd_tenant_pin_get(gmpd_store *s, const char *name, gmpd_pin *out)
+{
+    if (!s || !out || !name_valid(name))
+        return GMP_ERR_ARG;
+    memset(out, 0, sizeof *out);
+    lock(s);
+    sqlite3_stmt *st =
+        sql_prep(s, "SELECT pin, pin_fails FROM tenants WHERE name = ?1");
+    int rc = GMP_ERR_INTERNAL;
+    if (st) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        int r = sqlite3_step(st);
+        rc = r == SQLITE_ROW    ? pin_read(s, st, name, out)
+             : r == SQLITE_DONE ? GMP_ERR_NOT_FOUND
+                                : GMP_ERR_INTERNAL;
+    }
+    sqlite3_finalize(st);
+    unlock(s);
+    return rc;
+}
+
+int gmpd_tenant_pin_fails(gmpd_store *s, const char *name, uint32_t fails)
+{
+    if (!s || !name_valid(name))
+        return GMP_ERR_ARG;
+    lock(s);
+    sqlite3_stmt *st =
+        sql_prep(s, "UPDATE tenants SET pin_fails = ?1 WHERE name = ?2");
+    if (st) {
+        sqlite3_bind_int64(st, 1, fails);
+        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    }
+    int rc = sql_done(s, st);
+    unlock(s);
+    return rc;
+}
+
 /* ---- keys -------------------------------------------------------------- */
 
 static int key_attr_check(const gmpd_key_attr *a, size_t len)
@@ -906,9 +1011,9 @@ static int key_attr_check(const gmpd_key_attr *a, size_t len)
     if (a->type != GMP_KEY_GENERIC && a->type != GMP_KEY_SM4 &&
         a->type != GMP_KEY_AES)
         return GMP_ERR_KEY;
-    const uint32_t known =
-        GMP_KEYF_SENSITIVE | GMP_KEYF_EXTRACTABLE | GMP_KEYF_TOKEN;
-    if (a->flags & ~known)
+    const uint32_t known = GMP_KEYF_SENSITIVE | GMP_KEYF_EXTRACTABLE |
+                           GMP_KEYF_TOKEN | GMP_KEYF_PRIVATE;
+    if ((a->flags & ~known) || a->app_len > GMPD_APP_MAX)
         return GMP_ERR_ARG;
     return a->vcm == 0 ? GMP_ERR_NOT_FOUND : GMP_OK;
 }
@@ -930,8 +1035,8 @@ static int key_insert_row(gmpd_store *s, const gmpd_key_attr *a, size_t len,
                           uint32_t *handle)
 {
     sqlite3_stmt *st = sql_prep(
-        s, "INSERT INTO keys(vcm, type, len, flags, session, label, value) "
-           "VALUES(?1, ?2, ?3, ?4, ?5, ?6, x'')");
+        s, "INSERT INTO keys(vcm, type, len, flags, session, label, app, "
+           "value) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, x'')");
     if (st) {
         sqlite3_bind_int64(st, 1, a->vcm);
         sqlite3_bind_int64(st, 2, a->type);
@@ -939,6 +1044,7 @@ static int key_insert_row(gmpd_store *s, const gmpd_key_attr *a, size_t len,
         sqlite3_bind_int64(st, 4, a->flags);
         sqlite3_bind_int64(st, 5, (sqlite3_int64)a->session);
         sqlite3_bind_text(st, 6, a->label, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 7, a->app, a->app_len, SQLITE_STATIC);
     }
     int rc = sql_done(s, st);
     sqlite3_int64 h = sqlite3_last_insert_rowid(s->db);
@@ -996,11 +1102,17 @@ int gmpd_key_put(gmpd_store *s, const gmpd_key_attr *attr,
     return rc;
 }
 
-/* Columns: handle, vcm, type, len, flags, session, label. */
+/* Columns: handle, vcm, type, len, flags, session, label, app. */
 static void key_attr_from_row(sqlite3_stmt *st, gmpd_key_attr *a)
 {
     const char *label = (const char *)sqlite3_column_text(st, 6);
+    size_t app_len = (size_t)sqlite3_column_bytes(st, 7);
     memset(a, 0, sizeof *a);
+    if (app_len <= GMPD_APP_MAX) { /* longer ones are never written */
+        a->app_len = (uint16_t)app_len;
+        if (app_len)
+            memcpy(a->app, sqlite3_column_blob(st, 7), app_len);
+    }
     a->handle = (uint32_t)sqlite3_column_int64(st, 0);
     a->vcm = (uint32_t)sqlite3_column_int64(st, 1);
     a->type = (uint16_t)sqlite3_column_int64(st, 2);
@@ -1019,8 +1131,8 @@ static int key_from_row(gmpd_store *s, sqlite3_stmt *st, gmpd_key_attr *a,
     wrap_aad aad;
     key_attr_from_row(st, a);
     aad_key(&aad, a->vcm, a->handle, a->type, a->flags);
-    int rc = wrap_open(s, &aad, sqlite3_column_blob(st, 7),
-                       (size_t)sqlite3_column_bytes(st, 7), val, n);
+    int rc = wrap_open(s, &aad, sqlite3_column_blob(st, 8),
+                       (size_t)sqlite3_column_bytes(st, 8), val, n);
     if (!rc && *n != a->len)
         rc = GMP_ERR_INTERNAL;
     if (rc)
@@ -1034,8 +1146,8 @@ static int key_read(gmpd_store *s, uint32_t vcm, uint32_t handle,
                     gmpd_key_attr *a, uint8_t val[GMPD_KEY_MAX], size_t *n)
 {
     sqlite3_stmt *st = sql_prep(
-        s, "SELECT handle, vcm, type, len, flags, session, label, value "
-           "FROM keys WHERE handle = ?1 AND vcm = ?2");
+        s, "SELECT handle, vcm, type, len, flags, session, label, app, "
+           "value FROM keys WHERE handle = ?1 AND vcm = ?2");
     if (!st)
         return GMP_ERR_INTERNAL;
     sqlite3_bind_int64(st, 1, handle);
@@ -1072,6 +1184,48 @@ int gmpd_key_get(gmpd_store *s, uint32_t vcm, uint32_t handle,
     return rc;
 }
 
+/* Flags are in the aad, so a change re-wraps the value. */
+static int key_rewrite(gmpd_store *s, const gmpd_key_attr *na)
+{
+    gmpd_key_attr a;
+    uint8_t val[GMPD_KEY_MAX], blob[WRAP_MAX];
+    size_t n = 0, blen = 0;
+    wrap_aad aad;
+    int rc = key_read(s, na->vcm, na->handle, &a, val, &n);
+    aad_key(&aad, a.vcm, a.handle, a.type, na->flags);
+    if (!rc)
+        rc = wrap_seal(s, &aad, val, n, blob, &blen);
+    OPENSSL_cleanse(val, sizeof val);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = sql_prep(s, "UPDATE keys SET flags = ?1, label = ?2, "
+                                   "app = ?3, value = ?4 WHERE handle = ?5");
+    if (st) {
+        sqlite3_bind_int64(st, 1, na->flags);
+        sqlite3_bind_text(st, 2, na->label, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 3, na->app, na->app_len, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 4, blob, (int)blen, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, na->handle);
+    }
+    return sql_done(s, st);
+}
+
+int gmpd_key_update(gmpd_store *s, const gmpd_key_attr *attr)
+{
+    if (!s || !attr)
+        return GMP_ERR_ARG;
+    int rc = key_attr_check(attr, 1);
+    if (rc)
+        return rc;
+    lock(s);
+    rc = tx_begin(s);
+    if (!rc)
+        rc = key_rewrite(s, attr);
+    rc = tx_end(s, rc);
+    unlock(s);
+    return rc;
+}
+
 int gmpd_key_delete(gmpd_store *s, uint32_t vcm, uint32_t handle)
 {
     if (!s)
@@ -1094,7 +1248,7 @@ int gmpd_key_delete(gmpd_store *s, uint32_t vcm, uint32_t handle)
 static int key_collect(gmpd_store *s, uint32_t vcm, row_vec *rv)
 {
     sqlite3_stmt *st = sql_prep(
-        s, "SELECT handle, vcm, type, len, flags, session, label "
+        s, "SELECT handle, vcm, type, len, flags, session, label, app "
            "FROM keys WHERE vcm = ?1 ORDER BY handle");
     if (!st)
         return GMP_ERR_INTERNAL;

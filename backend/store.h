@@ -8,9 +8,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gmpool.h"
+
 #define GMPD_NAME_MAX 63
 #define GMPD_SECRET_LEN 32
 #define GMPD_KEY_MAX 64
+#define GMPD_APP_MAX GMP_KEY_APP_MAX
 
 typedef struct gmpd_store gmpd_store;
 
@@ -30,6 +33,8 @@ typedef struct gmpd_key_attr {
     uint32_t flags;               /* GMP_KEYF_* */
     uint64_t session;             /* owning session for session objects */
     char label[GMPD_NAME_MAX + 1];
+    uint16_t app_len;
+    uint8_t app[GMPD_APP_MAX];    /* opaque to the daemon (PKCS#11 attrs) */
 } gmpd_key_attr;
 
 /* Opens (creating) DIR/gmpool.db and DIR/master.key.  On failure returns
@@ -48,6 +53,21 @@ int gmpd_tenant_list(gmpd_store *s,
                      int (*cb)(const gmpd_tenant *, void *), void *arg);
 int gmpd_tenant_count(gmpd_store *s);
 
+/* The user PIN of a tenant: a verifier record (at most GMPD_KEY_MAX
+ * bytes, wrapped like a secret; token.c defines its content) and a count
+ * of consecutive failures.  len 0 = no PIN set.  set also clears the
+ * count; set with n 0 removes the PIN. */
+typedef struct gmpd_pin {
+    uint8_t rec[GMPD_KEY_MAX];
+    size_t len;
+    uint32_t fails;
+} gmpd_pin;
+
+int gmpd_tenant_pin_set(gmpd_store *s, const char *name, const uint8_t *rec,
+                        size_t n);
+int gmpd_tenant_pin_get(gmpd_store *s, const char *name, gmpd_pin *out);
+int gmpd_tenant_pin_fails(gmpd_store *s, const char *name, uint32_t fails);
+
 /* Keys, always addressed within one VCM: a handle of another VCM is
  * GMP_ERR_NOT_FOUND.  Session objects (no GMP_KEYF_TOKEN) carry the
  * owning session id and are dropped by gmpd_key_purge_session and at
@@ -57,6 +77,9 @@ int gmpd_key_put(gmpd_store *s, const gmpd_key_attr *attr,
 int gmpd_key_get(gmpd_store *s, uint32_t vcm, uint32_t handle,
                  gmpd_key_attr *attr, uint8_t *value, size_t cap,
                  size_t *len);
+/* Rewrites flags, label and app of the key attr->handle in attr->vcm
+ * (type, length and value stay); the caller decides what may change. */
+int gmpd_key_update(gmpd_store *s, const gmpd_key_attr *attr);
 int gmpd_key_delete(gmpd_store *s, uint32_t vcm, uint32_t handle);
 int gmpd_key_list(gmpd_store *s, uint32_t vcm,
                   int (*cb)(const gmpd_key_attr *, void *), void *arg);

@@ -182,7 +182,7 @@ GMP_API void gmp_client_close(gmp_client *c)
 
 /* ---- control requests ---- */
 
-static int ctrl(gmp_client *c, uint8_t type, const void *payload, size_t len,
+int gmp_ctrl(gmp_client *c, uint8_t type, const void *payload, size_t len,
                 uint8_t **reply, size_t *reply_len)
 {
     uint64_t gen;
@@ -214,7 +214,7 @@ GMP_API int gmp_client_connect(gmp_client *c)
 {
     if (!c)
         return gmp_fail(GMP_ERR_ARG, "client is NULL");
-    return ctrl(c, GMPC_T_PING, NULL, 0, NULL, NULL);
+    return gmp_ctrl(c, GMPC_T_PING, NULL, 0, NULL, NULL);
 }
 
 GMP_API int gmp_random(gmp_client *c, void *buf, size_t len)
@@ -228,7 +228,7 @@ GMP_API int gmp_random(gmp_client *c, void *buf, size_t len)
                           (uint8_t)(n >> 8), (uint8_t)n};
         uint8_t *reply = NULL;
         size_t rl = 0;
-        int rc = ctrl(c, GMPC_T_RANDOM, req, 4, &reply, &rl);
+        int rc = gmp_ctrl(c, GMPC_T_RANDOM, req, 4, &reply, &rl);
         if (rc == GMP_OK && rl != n)
             rc = gmp_fail(GMP_ERR_PROTO, "short random reply");
         if (rc == GMP_OK)
@@ -272,7 +272,7 @@ static int task_open(gmp_client *c, gmp_alg alg, unsigned flags,
     gmpc_wbuf w = {t->open_payload, cap, 0, false};
     gmpc_open_encode(op_payload, &w);
     t->open_len = w.len;
-    t->aead = alg == GMP_ALG_SM4_GCM;
+    t->aead = alg == GMP_ALG_SM4_GCM || alg == GMP_ALG_AES_GCM;
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
     t->s = s;
@@ -288,7 +288,7 @@ static int task_open(gmp_client *c, gmp_alg alg, unsigned flags,
     pthread_mutex_lock(&c->mu);
     t->fresh = ++c->fresh;
     pthread_mutex_unlock(&c->mu);
-    gmpc_random(&t->id, sizeof t->id);
+    gmpc_nonce(&t->id, sizeof t->id);
     t->id |= 1;
     op *open = op_new(OP_OPEN, s);
     if (!open) {
@@ -322,6 +322,41 @@ GMP_API int gmp_digest_open(gmp_client *c, gmp_alg alg,
     return task_open(c, alg, 0, &op_payload, o, true, out);
 }
 
+/* RFC 2104: a key longer than the digest's block is replaced by its
+ * hash.  Keys up to GMP_MAX_KEY_LEN travel as they are. */
+static int mac_key(gmp_alg alg, const uint8_t *key, size_t key_len,
+                   gmpc_open *dst)
+{
+    static const struct {
+        gmp_alg alg;
+        const char *md;
+        size_t block;
+    } mds[] = {{GMP_ALG_HMAC_SM3, "SM3", 64},
+               {GMP_ALG_HMAC_SHA256, "SHA2-256", 64},
+               {GMP_ALG_HMAC_SHA384, "SHA2-384", 128},
+               {GMP_ALG_HMAC_SHA512, "SHA2-512", 128}};
+    size_t i = 0;
+    while (i < sizeof mds / sizeof mds[0] && mds[i].alg != alg)
+        i++;
+    if (key_len <= GMP_MAX_KEY_LEN || i == sizeof mds / sizeof mds[0]) {
+        if (key_len && key_len <= GMP_MAX_KEY_LEN)
+            memcpy(dst->key, key, key_len);
+        dst->key_len = key_len <= GMP_MAX_KEY_LEN ? key_len : 0;
+        return key_len <= GMP_MAX_KEY_LEN
+                   ? GMP_OK
+                   : gmp_fail(GMP_ERR_ALG, "not an HMAC algorithm");
+    }
+    if (key_len <= mds[i].block)
+        return gmp_fail(GMP_ERR_KEY, "HMAC keys of %u..%zu bytes cannot be "
+                        "sent to the pool", GMP_MAX_KEY_LEN + 1, mds[i].block);
+    unsigned n = 0;
+    EVP_MD *md = EVP_MD_fetch(gmpc_libctx(), mds[i].md, NULL);
+    int ok = md && EVP_Digest(key, key_len, dst->key, &n, md, NULL);
+    EVP_MD_free(md);
+    dst->key_len = n;
+    return ok ? GMP_OK : gmp_fail(GMP_ERR_INTERNAL, "cannot hash the HMAC key");
+}
+
 GMP_API int gmp_mac_open(gmp_client *c, gmp_alg alg, const uint8_t *key,
                          size_t key_len, const gmp_task_options *o,
                          gmp_task **out)
@@ -329,27 +364,18 @@ GMP_API int gmp_mac_open(gmp_client *c, gmp_alg alg, const uint8_t *key,
     if (!out)
         return gmp_fail(GMP_ERR_ARG, "out is NULL");
     *out = NULL;
+    uint32_t handle = o ? o->key_handle : 0;
     if (!c || (!key && key_len))
         return gmp_fail(GMP_ERR_ARG, "NULL argument");
-    if (key_len == 0)
-        return gmp_fail(GMP_ERR_KEY, "HMAC needs a key");
+    if ((key_len == 0) == (handle == 0))
+        return gmp_fail(GMP_ERR_KEY, "HMAC needs a key or a key handle");
     if (o && o->priority > 7)
         return gmp_fail(GMP_ERR_ARG, "priority must be 0..7");
-    gmpc_open op_payload = {.total_len = o ? o->total_len : 0};
-    /* RFC 2104: a key longer than the block is replaced by its hash */
-    if (key_len > 64) {
-        unsigned n = 0;
-        EVP_MD *sm3 = EVP_MD_fetch(gmpc_libctx(), "SM3", NULL);
-        int ok = sm3 && EVP_Digest(key, key_len, op_payload.key, &n, sm3, NULL);
-        EVP_MD_free(sm3);
-        if (!ok)
-            return gmp_fail(GMP_ERR_INTERNAL, "cannot hash the HMAC key");
-        op_payload.key_len = n;
-    } else {
-        memcpy(op_payload.key, key, key_len);
-        op_payload.key_len = key_len;
-    }
-    int rc = task_open(c, alg, 0, &op_payload, o, true, out);
+    gmpc_open op_payload = {.total_len = o ? o->total_len : 0,
+                            .key_handle = handle};
+    int rc = mac_key(alg, key, key_len, &op_payload);
+    if (rc == GMP_OK)
+        rc = task_open(c, alg, 0, &op_payload, o, true, out);
     OPENSSL_cleanse(&op_payload, sizeof op_payload);
     return rc;
 }
@@ -363,8 +389,11 @@ GMP_API int gmp_aead_open(gmp_client *c, gmp_alg alg, unsigned flags,
     if (!out)
         return gmp_fail(GMP_ERR_ARG, "out is NULL");
     *out = NULL;
-    if (!c || !key || !iv || (!aad && aad_len))
+    uint32_t handle = o ? o->key_handle : 0;
+    if (!c || (!key && key_len) || !iv || (!aad && aad_len))
         return gmp_fail(GMP_ERR_ARG, "NULL argument");
+    if ((key_len == 0) == (handle == 0))
+        return gmp_fail(GMP_ERR_KEY, "AEAD needs a key or a key handle");
     if (key_len > GMP_MAX_KEY_LEN || iv_len == 0 || iv_len > GMP_MAX_IV_LEN ||
         aad_len > GMP_MAX_AAD_LEN)
         return gmp_fail(key_len > GMP_MAX_KEY_LEN ? GMP_ERR_KEY
@@ -373,10 +402,12 @@ GMP_API int gmp_aead_open(gmp_client *c, gmp_alg alg, unsigned flags,
                         "key, IV (1..16 bytes) or AAD (up to 65535) length");
     if ((o && o->priority > 7) || (flags & ~GMP_TASK_DECRYPT))
         return gmp_fail(GMP_ERR_ARG, "bad priority or flags");
-    gmpc_open op_payload = {.key_len = key_len, .iv_len = iv_len,
+    gmpc_open op_payload = {.key_handle = handle, .key_len = key_len,
+                            .iv_len = iv_len,
                             .total_len = o ? o->total_len : 0, .aad = aad,
                             .aad_len = aad_len};
-    memcpy(op_payload.key, key, key_len);
+    if (key_len)
+        memcpy(op_payload.key, key, key_len);
     memcpy(op_payload.iv, iv, iv_len);
     int rc = task_open(c, alg, flags, &op_payload, o, false, out);
     OPENSSL_cleanse(&op_payload, sizeof op_payload);
@@ -541,7 +572,8 @@ static int cipher_run(gmp_task *t, const uint8_t *p, size_t len, bool final,
  * nothing was pending, as EVP does, so in_len + 16 always suffices). */
 static size_t update_room(const gmp_task *t, size_t in_len)
 {
-    if (t->alg != GMP_ALG_SM4_ECB && t->alg != GMP_ALG_SM4_CBC)
+    if (t->alg != GMP_ALG_SM4_ECB && t->alg != GMP_ALG_SM4_CBC &&
+        t->alg != GMP_ALG_AES_ECB && t->alg != GMP_ALG_AES_CBC)
         return in_len;
     size_t pending = (size_t)(t->bytes_in % GMP_SM4_BLOCK);
     size_t whole = (pending + in_len) & ~(size_t)(GMP_SM4_BLOCK - 1);
@@ -703,7 +735,7 @@ static int key_ctrl(gmp_client *c, const uint8_t *req, size_t len,
 {
     if (!c)
         return gmp_fail(GMP_ERR_ARG, "client is NULL");
-    return ctrl(c, GMPC_T_KEY, req, len, reply, reply_len);
+    return gmp_ctrl(c, GMPC_T_KEY, req, len, reply, reply_len);
 }
 
 static int key_create(gmp_client *c, uint8_t op_code, uint16_t type,
@@ -776,10 +808,17 @@ GMP_API int gmp_key_get_info(gmp_client *c, uint32_t handle,
         info->len = gmpc_r_u32(&r);
         info->flags = gmpc_r_u32(&r);
         const uint8_t *l = gmpc_r_blob(&r, sizeof info->label - 1, &ll);
-        if (!gmpc_r_done(&r))
+        size_t al = 0;
+        const uint8_t *app = gmpc_r_blob(&r, GMP_KEY_APP_MAX, &al);
+        if (!gmpc_r_done(&r)) {
             rc = gmp_fail(GMP_ERR_PROTO, "bad key info reply");
-        else if (ll)
-            memcpy(info->label, l, ll);
+        } else {
+            if (ll)
+                memcpy(info->label, l, ll);
+            if (al)
+                memcpy(info->app, app, al);
+            info->app_len = (uint16_t)al;
+        }
     }
     free(reply);
     return rc;

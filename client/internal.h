@@ -30,6 +30,11 @@ typedef struct op op;
 int gmp_fail(int status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* One control frame (PING, RANDOM, KEY) and its reply payload (malloc'd,
+ * the caller frees), over the client's session. */
+int gmp_ctrl(gmp_client *c, uint8_t type, const void *payload, size_t len,
+             uint8_t **reply, size_t *reply_len);
+
 /* ---- ops: the only way application threads touch the loop ---- */
 typedef enum op_kind {
     OP_CTRL,        /* send one control frame, wait for its reply */

@@ -502,6 +502,10 @@ const char *gmp_strerror(int status)
         [GMP_ERR_TIMEOUT] = "timed out waiting for gmpoold",
         [GMP_ERR_NOMEM] = "out of memory",
         [GMP_ERR_NO_NODE] = "no compute node in service",
+        [GMP_ERR_PIN] = "wrong PIN",
+        [GMP_ERR_PIN_LOCKED] = "PIN locked after too many wrong attempts",
+        [GMP_ERR_PIN_UNSET] = "no user PIN set for this tenant",
+        [GMP_ERR_LOGIN] = "not logged in",
     };
     if (status < 0 || status >= GMP_ERR_MAX_ || !msgs[status])
         return "unknown error";

@@ -164,14 +164,31 @@ typedef struct gmpc_open {
     size_t aad_len;
 } gmpc_open;
 
-/* KEY operations */
+/* KEY operations: the tenant's keystore and token.  [app] is an optional
+ * trailing blob of front-end attributes (GMP_KEY_APP_MAX bytes). */
 typedef enum gmpc_key_op {
-    GMPC_KEY_IMPORT = 1,    /* type u16, flags u32, label blob, value blob */
-    GMPC_KEY_GENERATE = 2,  /* type u16, flags u32, label blob, len u32 */
-    GMPC_KEY_INFO = 3,      /* handle u32 */
-    GMPC_KEY_EXPORT = 4,    /* handle u32 */
-    GMPC_KEY_DESTROY = 5    /* handle u32 */
+    GMPC_KEY_IMPORT = 1,    /* type u16, flags u32, label blob, value blob,
+                               [app] -> handle u32 */
+    GMPC_KEY_GENERATE = 2,  /* type u16, flags u32, label blob, len u32,
+                               [app] -> handle u32 */
+    GMPC_KEY_INFO = 3,      /* handle u32 -> handle u32, type u16, len u32,
+                               flags u32, label blob, app blob */
+    GMPC_KEY_EXPORT = 4,    /* handle u32 -> value blob */
+    GMPC_KEY_DESTROY = 5,   /* handle u32 */
+    GMPC_KEY_LIST = 6,      /* after u32 -> n u16, n handles u32 (the keys
+                               this session may see, handle > after) */
+    GMPC_KEY_UPDATE = 7,    /* handle u32, flags u32, label blob, app blob */
+    GMPC_TOKEN_INFO = 16,   /* -> flags u32 (GMPC_TOKF_*), fails u32,
+                               tries u32, vcm u32, tenant blob */
+    GMPC_TOKEN_LOGIN = 17,  /* pin blob */
+    GMPC_TOKEN_LOGOUT = 18,
+    GMPC_TOKEN_SET_PIN = 19 /* old pin blob, new pin blob */
 } gmpc_key_op;
+
+#define GMPC_TOKF_PIN_SET 0x1u
+#define GMPC_TOKF_PIN_LOCKED 0x2u
+#define GMPC_TOKF_LOGGED_IN 0x4u
+#define GMPC_KEY_LIST_MAX 1024u /* handles per LIST reply */
 
 int gmpc_auth_encode(const gmpc_auth *a, gmpc_wbuf *w);
 int gmpc_auth_decode(const uint8_t *p, size_t n, gmpc_auth *a);

@@ -52,6 +52,10 @@ typedef enum gmp_status {
     GMP_ERR_TIMEOUT = 24,     /* daemon did not answer in time */
     GMP_ERR_NOMEM = 25,
     GMP_ERR_NO_NODE = 26,     /* no compute node in service for the task */
+    GMP_ERR_PIN = 27,         /* wrong user PIN */
+    GMP_ERR_PIN_LOCKED = 28,  /* too many wrong PINs; the operator resets it */
+    GMP_ERR_PIN_UNSET = 29,   /* the tenant has no user PIN yet */
+    GMP_ERR_LOGIN = 30,       /* needs a logged-in session (private keys) */
     GMP_ERR_MAX_
 } gmp_status;
 
@@ -59,13 +63,23 @@ typedef enum gmp_status {
 typedef enum gmp_alg {
     GMP_ALG_NONE = 0,
     GMP_ALG_SM3 = 0x0001,
+    GMP_ALG_SHA256 = 0x0002,
+    GMP_ALG_SHA384 = 0x0003,
+    GMP_ALG_SHA512 = 0x0004,
     GMP_ALG_SM4_ECB = 0x0101,
     GMP_ALG_SM4_CBC = 0x0102,
     GMP_ALG_SM4_CTR = 0x0103,
     GMP_ALG_SM4_OFB = 0x0104,
     GMP_ALG_SM4_CFB = 0x0105,
     GMP_ALG_SM4_GCM = 0x0106,    /* AEAD: AAD at open, tag after final */
-    GMP_ALG_HMAC_SM3 = 0x0201    /* MAC: key at open, tag at final */
+    GMP_ALG_AES_ECB = 0x0111,    /* AES-128/192/256 by key length */
+    GMP_ALG_AES_CBC = 0x0112,
+    GMP_ALG_AES_CTR = 0x0113,
+    GMP_ALG_AES_GCM = 0x0116,
+    GMP_ALG_HMAC_SM3 = 0x0201,   /* MAC: key at open, tag at final */
+    GMP_ALG_HMAC_SHA256 = 0x0202,
+    GMP_ALG_HMAC_SHA384 = 0x0203,
+    GMP_ALG_HMAC_SHA512 = 0x0204
 } gmp_alg;
 
 /* Key types stored in a tenant's keystore. */
@@ -79,6 +93,7 @@ typedef enum gmp_key_type {
 #define GMP_KEYF_SENSITIVE   0x01u /* value never leaves the pool */
 #define GMP_KEYF_EXTRACTABLE 0x02u /* may be exported (wrapped) */
 #define GMP_KEYF_TOKEN       0x04u /* persists; else lives with the session */
+#define GMP_KEYF_PRIVATE     0x08u /* seen and used only after gmp_login */
 
 /* Task flags. */
 #define GMP_TASK_DECRYPT 0x01u /* cipher direction; encrypt when clear */
@@ -88,12 +103,16 @@ typedef enum gmp_key_type {
 #define GMP_SHARD_MAX (1024u * 1024u)
 #define GMP_SHARD_DEFAULT (16u * 1024u)
 #define GMP_SM3_DIGEST_LEN 32u
+#define GMP_MAX_DIGEST_LEN 64u
 #define GMP_SM4_KEY_LEN 16u
 #define GMP_SM4_BLOCK 16u
 #define GMP_MAX_KEY_LEN 64u
 #define GMP_MAX_IV_LEN 16u
 #define GMP_MAX_AAD_LEN 65535u
 #define GMP_GCM_TAG_LEN 16u
+#define GMP_KEY_APP_MAX 512u  /* front-end attributes kept with a key */
+#define GMP_PIN_MIN 4u
+#define GMP_PIN_MAX 64u
 
 typedef struct gmp_client gmp_client;
 typedef struct gmp_task gmp_task;
@@ -117,6 +136,8 @@ typedef struct gmp_task_options {
     uint8_t priority;          /* 0 = highest .. 7 = lowest (default 4) */
     uint32_t deadline_ms;      /* 0 = none */
     uint64_t total_len;        /* 0 = unknown */
+    uint32_t key_handle;       /* gmp_mac_open/gmp_aead_open: a stored key
+                                  instead of key bytes */
 } gmp_task_options;
 
 GMP_API const char *gmp_strerror(int status);
@@ -139,12 +160,16 @@ GMP_API int gmp_cipher_open(gmp_client *c, gmp_alg alg, unsigned flags,
                     const uint8_t *key, size_t key_len, uint32_t key_handle,
                     const uint8_t *iv, size_t iv_len,
                     const gmp_task_options *o, gmp_task **out);
-/* MAC task (HMAC-SM3): like a digest, keyed; final writes the 32-byte
- * tag.  Keys longer than 64 bytes are first hashed, as HMAC specifies. */
+/* MAC task (HMAC-SM3, HMAC-SHA-2): like a digest, keyed; final writes the
+ * tag (the digest's length).  The key is given, or stored and named by
+ * o->key_handle (key NULL, key_len 0).  Keys longer than the digest's
+ * block are first hashed, as HMAC specifies; SHA-384/512 keys of 65..128
+ * bytes are refused with GMP_ERR_KEY (store them instead). */
 GMP_API int gmp_mac_open(gmp_client *c, gmp_alg alg, const uint8_t *key,
                          size_t key_len, const gmp_task_options *o,
                          gmp_task **out);
-/* AEAD task (SM4-GCM): the AAD goes with the open.  Each update returns
+/* AEAD task (SM4-GCM, AES-GCM): the AAD goes with the open; the key is
+ * given, or stored and named by o->key_handle.  Each update returns
  * as many bytes as it was given; final returns none.  After final,
  * gmp_task_get_tag gives the 16-byte tag computed over the ciphertext: for
  * encryption the tag to send, for decryption the one to compare (the
@@ -185,6 +210,8 @@ typedef struct gmp_key_info {
     uint32_t len;              /* value length in bytes */
     uint32_t flags;            /* GMP_KEYF_* */
     char label[64];
+    uint16_t app_len;
+    uint8_t app[GMP_KEY_APP_MAX]; /* front-end attributes (gmp_key_update) */
 } gmp_key_info;
 
 GMP_API int gmp_key_import(gmp_client *c, uint16_t type, uint32_t flags,
@@ -197,6 +224,37 @@ GMP_API int gmp_key_get_info(gmp_client *c, uint32_t handle, gmp_key_info *info)
 GMP_API int gmp_key_export(gmp_client *c, uint32_t handle, uint8_t *value,
                    size_t *len);
 GMP_API int gmp_key_destroy(gmp_client *c, uint32_t handle);
+/* The keys this client may see with handle > after, in handle order; *n
+ * gets how many were written (at most cap).  Page on with the last one. */
+GMP_API int gmp_key_list(gmp_client *c, uint32_t after, uint32_t *handles,
+                         size_t cap, size_t *n);
+/* Replaces flags, label and the opaque attribute blob app.  Flags only
+ * tighten: SENSITIVE may be set, EXTRACTABLE cleared; TOKEN and PRIVATE
+ * stay as created (else GMP_ERR_DENIED). */
+GMP_API int gmp_key_update(gmp_client *c, uint32_t handle, uint32_t flags,
+                           const char *label, const uint8_t *app,
+                           size_t app_len);
+
+/* The tenant's token.  The user PIN (set by the operator with gmpoolctl
+ * tenant pin) is checked by the daemon; a logged-in client sees and may
+ * create GMP_KEYF_PRIVATE keys.  Login covers every connection of the
+ * client.  GMP_TOKEN_PIN_TRIES wrong PINs in a row lock it. */
+#define GMP_TOKEN_PIN_SET    0x1u
+#define GMP_TOKEN_PIN_LOCKED 0x2u
+#define GMP_TOKEN_LOGGED_IN  0x4u
+typedef struct gmp_token_info {
+    uint32_t flags;            /* GMP_TOKEN_* */
+    uint32_t pin_fails;        /* wrong PINs since the last right one */
+    uint32_t pin_tries;        /* wrong PINs that lock it */
+    uint32_t vcm;              /* the tenant's VCM */
+    char tenant[64];
+} gmp_token_info;
+
+GMP_API int gmp_token_get_info(gmp_client *c, gmp_token_info *info);
+GMP_API int gmp_login(gmp_client *c, const void *pin, size_t len);
+GMP_API int gmp_logout(gmp_client *c);
+GMP_API int gmp_set_pin(gmp_client *c, const void *old_pin, size_t old_len,
+                        const void *new_pin, size_t new_len);
 
 #ifdef __cplusplus
 }

@@ -11,6 +11,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "gmpool.h"
 #include "proto.h"
 #include "util.h"
@@ -20,6 +22,8 @@ static const char usage[] =
     "  tenant add NAME        create a tenant; prints (or -o writes, mode 0600)\n"
     "                         its credentials file\n"
     "  tenant list | tenant remove NAME\n"
+    "  tenant pin NAME        set the user PIN of the tenant's token (read\n"
+    "                         from stdin; also clears a lock-out)\n"
     "  node list | node assign NODE VCM | node unassign NODE\n"
     "  node down NODE | node up NODE   take a node out of service and back\n"
     "  queue show | queue threshold LEVEL COUNT [WAIT_MS [VCM]]\n"
@@ -133,6 +137,20 @@ static int run(const char *admin, const char *out_file, int argc, char **argv)
     return 0;
 }
 
+/* "tenant pin NAME": the PIN comes from stdin, never from the command
+ * line where other users could read it. */
+static int read_pin(char *pin, size_t cap)
+{
+    if (isatty(STDIN_FILENO))
+        fputs("user PIN: ", stderr);
+    if (!fgets(pin, (int)cap, stdin)) {
+        fprintf(stderr, "gmpoolctl: no PIN on stdin\n");
+        return -1;
+    }
+    pin[strcspn(pin, "\r\n")] = '\0';
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -166,6 +184,18 @@ int main(int argc, char **argv)
             return 2;
         }
         snprintf(admin, sizeof admin, "unix:%s/admin.sock", dir);
+    }
+    char pin[GMP_PIN_MAX + 2], *args[8];
+    int n = argc - optind;
+    if (n == 3 && strcmp(argv[optind], "tenant") == 0 &&
+        strcmp(argv[optind + 1], "pin") == 0) {
+        if (read_pin(pin, sizeof pin) < 0)
+            return 1;
+        memcpy(args, argv + optind, 3 * sizeof *args);
+        args[3] = pin;
+        int rc = run(admin, out_file, 4, args);
+        OPENSSL_cleanse(pin, sizeof pin);
+        return rc;
     }
     for (;;) {
         if (watch > 0)
