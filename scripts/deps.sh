@@ -3,7 +3,7 @@
 set -eu
 PKGS="build-essential meson ninja-build pkg-config openssl libssl-dev
 libuv1-dev libsqlite3-dev libinih-dev libcmocka-dev libgcrypt20-dev
-gnuplot-nox"
+gnuplot-nox libnss3-dev libnss3-tools opensc p11-kit"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
