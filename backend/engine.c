@@ -343,6 +343,15 @@ void gmpd_engine_free(gmpd_engine_ctx *c)
     free(c);
 }
 
+const char *gmpd_engine_impl(uint16_t alg, unsigned flags)
+{
+    (void)flags;
+    const alg_row *r = find_row(alg);
+    if (!r)
+        return "none";
+    return r->info.kind == GMPD_KIND_AEAD ? "libgcrypt" : "libcrypto";
+}
+
 int gmpd_engine_random(uint8_t *buf, size_t len)
 {
     return gmpc_random(buf, len);

@@ -58,6 +58,9 @@ int gmpd_engine_update(gmpd_engine_ctx *c, const uint8_t *in, size_t in_len,
 /* out must hold 64 bytes: the last output, then for AEAD the 16-byte tag. */
 int gmpd_engine_final(gmpd_engine_ctx *c, uint8_t *out, size_t *out_len);
 void gmpd_engine_free(gmpd_engine_ctx *c);
+/* The library that computes alg in direction flags (GMP_TASK_DECRYPT):
+ * "libcrypto" or "libgcrypt"; "none" for an unknown alg. */
+const char *gmpd_engine_impl(uint16_t alg, unsigned flags);
 /* Random bytes from the default provider's DRBG. */
 int gmpd_engine_random(uint8_t *buf, size_t len);
 /* Measures MB/s of one service type over ~20 ms of real work. */
