@@ -173,7 +173,7 @@ GMP_API void gmp_client_close(gmp_client *c)
         if (o) {
             rt_submit(c->rt, o);
             op_free(o);
-            free(c->s);
+            csess_free(c->s);
         }
     }
     OPENSSL_cleanse(&c->cfg, sizeof c->cfg);
@@ -246,7 +246,7 @@ GMP_API int gmp_random(gmp_client *c, void *buf, size_t len)
 
 static void task_destroy(gmp_task *t)
 {
-    free(t->stage);
+    free(t->fill);
     free(t->open_payload);
     pthread_mutex_destroy(&t->mu);
     pthread_cond_destroy(&t->cv);
@@ -262,10 +262,7 @@ static int task_open(gmp_client *c, gmp_alg alg, unsigned flags,
     csess *s = sess_of(c, &gen);
     gmp_task *t = s ? calloc(1, sizeof *t) : NULL;
     size_t cap = 160 + op_payload->aad_len;
-    if (!t || (digest && !(t->stage = malloc(c->cfg.shard))) ||
-        !(t->open_payload = malloc(cap))) {
-        if (t)
-            free(t->stage);
+    if (!t || !(t->open_payload = malloc(cap))) {
         free(t);
         return gmp_fail(GMP_ERR_NOMEM, "out of memory");
     }
@@ -473,26 +470,33 @@ static void kick(gmp_task *t)
     rt_submit(t->rt, o);
 }
 
-static int enqueue(gmp_task *t, const uint8_t *p, size_t len, bool final)
+static void enqueue(gmp_task *t, cshard *sh, bool final)
 {
-    cshard *sh = malloc(sizeof *sh + len);
-    if (!sh)
-        return GMP_ERR_NOMEM;
     sh->next = NULL;
     sh->seq = t->next_seq++;
-    sh->len = (uint32_t)len;
     sh->final = final;
     if (final)
         t->final_seq = sh->seq;
     sh->refs = 1;
-    if (len)
-        memcpy(sh->data, p, len);
     if (t->q_tail)
         t->q_tail->next = sh;
     else
         t->q_head = sh;
     t->q_tail = sh;
-    t->q_bytes += len;
+    t->q_bytes += sh->len;
+}
+
+/* A shard over the caller's bytes (cipher: update waits for it). */
+static int enqueue_borrowed(gmp_task *t, const uint8_t *p, size_t len,
+                            bool final)
+{
+    cshard *sh = malloc(sizeof *sh);
+    if (!sh)
+        return GMP_ERR_NOMEM;
+    sh->borrower = t;
+    sh->data = p;
+    sh->len = (uint32_t)len;
+    enqueue(t, sh, final);
     return GMP_OK;
 }
 
@@ -501,31 +505,50 @@ static int task_error(gmp_task *t)
     return gmp_fail(t->status, "%s", t->msg);
 }
 
+/* The digest shard being filled: data is copied once, straight into the
+ * shard that will travel. */
+static cshard *fill_shard(gmp_task *t)
+{
+    if (!t->fill && (t->fill = malloc(sizeof *t->fill + t->shard))) {
+        t->fill->borrower = NULL;
+        t->fill->data = t->fill->own;
+        t->fill->len = 0;
+    }
+    return t->fill;
+}
+
 /* Digest data is copied, so update may return before it is answered; it
- * only waits when more than a few windows' worth is outstanding. */
+ * only waits when more than a few windows' worth is outstanding, and then
+ * until half of that has drained. */
 static int digest_update(gmp_task *t, const uint8_t *p, size_t len)
 {
-    size_t limit = (size_t)t->shard * (t->p > 8 ? t->p : 8) * 2;
     int rc = GMP_OK;
     pthread_mutex_lock(&t->mu);
-    while (len && !t->status && rc == GMP_OK) {
-        size_t n = t->shard - t->stage_len;
+    t->room = (size_t)t->shard * (t->p > 8 ? t->p : 8) * 2;
+    while (len && !t->status) {
+        cshard *sh = fill_shard(t);
+        if (!sh) {
+            rc = gmp_fail(GMP_ERR_NOMEM, "out of memory");
+            break;
+        }
+        size_t n = t->shard - sh->len;
         n = n < len ? n : len;
-        memcpy(t->stage + t->stage_len, p, n);
-        t->stage_len += n;
+        memcpy(sh->own + sh->len, p, n);
+        sh->len += (uint32_t)n;
         p += n;
         len -= n;
-        if (t->stage_len < t->shard)
+        if (sh->len < t->shard)
             break;
-        rc = enqueue(t, t->stage, t->stage_len, false);
-        t->stage_len = 0;
-        if (t->q_bytes + (size_t)t->inflight * t->shard > limit) {
+        t->fill = NULL;
+        enqueue(t, sh, false);
+        if (t->q_bytes + (size_t)t->inflight * t->shard > t->room) {
             pthread_mutex_unlock(&t->mu);
             kick(t);
             pthread_mutex_lock(&t->mu);
-            while (!t->status &&
-                   t->q_bytes + (size_t)t->inflight * t->shard > limit)
+            t->waiting = WAIT_ROOM;
+            while (!task_room_ready(t))
                 pthread_cond_wait(&t->cv, &t->mu);
+            t->waiting = WAIT_NONE;
         }
     }
     if (t->status)
@@ -535,7 +558,19 @@ static int digest_update(gmp_task *t, const uint8_t *p, size_t len)
     return rc;
 }
 
-/* Cipher output is returned by update, so it waits for its own shards. */
+/* Waits until every item up to the last one queued is delivered (or the
+ * task failed) and libuv holds none of the caller's bytes. */
+static void wait_done(gmp_task *t)
+{
+    t->wait_seq = t->next_seq;
+    t->waiting = WAIT_DONE;
+    while (!task_done_ready(t))
+        pthread_cond_wait(&t->cv, &t->mu);
+    t->waiting = WAIT_NONE;
+}
+
+/* Cipher output is returned by update, so it waits for its own shards,
+ * which borrow the caller's input instead of copying it. */
 static int cipher_run(gmp_task *t, const uint8_t *p, size_t len, bool final,
                       uint8_t *out, size_t *out_len)
 {
@@ -548,18 +583,42 @@ static int cipher_run(gmp_task *t, const uint8_t *p, size_t len, bool final,
     for (size_t off = 0; rc == GMP_OK && off < len; off += t->shard) {
         size_t n = len - off < t->shard ? len - off : t->shard;
         bool last = final && off + n == len;
-        rc = enqueue(t, p + off, n, last);
+        rc = enqueue_borrowed(t, p + off, n, last);
     }
     if (rc == GMP_OK && final && len == 0)
-        rc = enqueue(t, NULL, 0, true);
-    uint32_t target = t->next_seq;
+        rc = enqueue_borrowed(t, NULL, 0, true);
     pthread_mutex_unlock(&t->mu);
     kick(t);
     pthread_mutex_lock(&t->mu);
-    while (rc == GMP_OK && !t->status && t->next_deliver < target)
-        pthread_cond_wait(&t->cv, &t->mu);
+    wait_done(t);
     if (rc == GMP_OK && t->status)
         rc = task_error(t);
+    *out_len = rc == GMP_OK ? t->out_off : 0;
+    t->out = NULL;
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+/* Digest final: the staged tail rides in the FINAL frame. */
+static int digest_final(gmp_task *t, uint8_t *out, size_t *out_len)
+{
+    pthread_mutex_lock(&t->mu);
+    cshard *sh = fill_shard(t);
+    if (!sh) {
+        pthread_mutex_unlock(&t->mu);
+        return gmp_fail(GMP_ERR_NOMEM, "out of memory");
+    }
+    t->fill = NULL;
+    t->final_queued = true;
+    t->out = out;
+    t->out_cap = *out_len;
+    t->out_off = 0;
+    enqueue(t, sh, true);
+    pthread_mutex_unlock(&t->mu);
+    kick(t);
+    pthread_mutex_lock(&t->mu);
+    wait_done(t);
+    int rc = t->status ? task_error(t) : GMP_OK;
     *out_len = rc == GMP_OK ? t->out_off : 0;
     t->out = NULL;
     pthread_mutex_unlock(&t->mu);
@@ -654,12 +713,7 @@ GMP_API int gmp_task_final(gmp_task *t, void *out, size_t *out_len)
         return aead_final(t, out, out_len);
     if (!t->digest)
         return cipher_run(t, NULL, 0, true, out, out_len);
-    pthread_mutex_lock(&t->mu);
-    size_t staged = t->stage_len;
-    t->stage_len = 0;
-    pthread_mutex_unlock(&t->mu);
-    /* the staged tail rides in the FINAL frame */
-    return cipher_run(t, t->stage, staged, true, out, out_len);
+    return digest_final(t, out, out_len);
 }
 
 GMP_API void gmp_task_free(gmp_task *t)
@@ -667,7 +721,7 @@ GMP_API void gmp_task_free(gmp_task *t)
     if (!t)
         return;
     if (t->gen != rt_generation()) {
-        free(t->stage);
+        free(t->fill);
         free(t); /* the parent's; its locks may be held, do not touch them */
         return;
     }

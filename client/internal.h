@@ -89,10 +89,25 @@ typedef struct csess_cfg {
 } csess_cfg;
 
 csess *csess_new(rt *r, const csess_cfg *cfg);
+/* After OP_CLOSE has completed. */
+void csess_free(csess *s);
 /* loop thread only: */
 void csess_handle_op(op *o);
 int csess_send(csess *s, gmpc_hdr *h, const void *payload, size_t len,
                void (*written)(void *), void *arg);
+/* Several shard frames in one write on one connection; written(arg) is
+ * called for each once libuv is done with the payloads. */
+typedef struct csend {
+    gmpc_hdr h;
+    const void *payload;
+    size_t len;
+    void *arg;
+} csend;
+int csess_send_many(csess *s, csend *items, unsigned n,
+                    void (*written)(void *));
+/* Pump the task once the frames of the current read are handled, so the
+ * shards that several replies free go out in one write. */
+void csess_pump_later(csess *s, struct gmp_task *t);
 void csess_route_add(csess *s, uint64_t id, struct gmp_task *t, op *ctrl);
 void csess_route_del(csess *s, uint64_t id);
 uint64_t csess_new_id(csess *s);
@@ -103,6 +118,7 @@ void task_on_open(struct gmp_task *t, op *o);
 /* An OP_KICK arrived: clear the pending mark, pump when connected. */
 void task_kicked(struct gmp_task *t, bool ready);
 void task_on_frame(struct gmp_task *t, const gmpc_hdr *h, const uint8_t *p);
+void task_pump(struct gmp_task *t);
 void task_fail(struct gmp_task *t, int status, const char *msg);
 void task_on_free(struct gmp_task *t, op *o);
 void task_send_open(struct gmp_task *t, op *o);

@@ -60,6 +60,8 @@ struct csess {
     int outstanding;
     uint64_t last_rx, connect_start;
     op *close_op;
+    gmp_task **pumps;        /* tasks to pump after this read */
+    size_t n_pumps, cap_pumps;
 };
 
 static void conn_start(csess *s, int idx);
@@ -76,6 +78,12 @@ csess *csess_new(rt *r, const csess_cfg *cfg)
     gmpc_nonce(&s->next_id, sizeof s->next_id);
     s->next_id = (s->next_id >> 2) | 1;
     return s;
+}
+
+void csess_free(csess *s)
+{
+    free(s->pumps);
+    free(s);
 }
 
 uint64_t csess_new_id(csess *s)
@@ -186,6 +194,85 @@ int csess_send(csess *s, gmpc_hdr *h, const void *payload, size_t len,
     if (!c)
         return GMP_ERR_CONN;
     return conn_send(c, h, payload, len, written, arg);
+}
+
+/* One write request for n frames: n headers and n callback arguments. */
+typedef struct wmany {
+    uv_write_t req;
+    void (*written)(void *);
+    unsigned n;
+    void **args;
+    uint8_t (*hdrs)[GMPC_HDR_LEN];
+    uv_buf_t *bufs;
+} wmany;
+
+static void on_write_many(uv_write_t *req, int status)
+{
+    wmany *w = (wmany *)req;
+    (void)status; /* a failed write shows up as a read error too */
+    for (unsigned i = 0; i < w->n; i++)
+        w->written(w->args[i]);
+    free(w);
+}
+
+int csess_send_many(csess *s, csend *items, unsigned n,
+                    void (*written)(void *))
+{
+    cconn *c = pick_conn(s);
+    wmany *w = c ? malloc(sizeof *w + n * (sizeof(void *) + GMPC_HDR_LEN +
+                                           2 * sizeof(uv_buf_t)))
+                 : NULL;
+    if (!w)
+        return c ? GMP_ERR_NOMEM : GMP_ERR_CONN;
+    w->written = written;
+    w->n = n;
+    w->bufs = (uv_buf_t *)(w + 1);
+    w->args = (void **)(w->bufs + 2 * n);
+    w->hdrs = (uint8_t(*)[GMPC_HDR_LEN])(w->args + n);
+    unsigned nb = 0;
+    for (unsigned i = 0; i < n; i++) {
+        items[i].h.len = (uint32_t)items[i].len;
+        gmpc_hdr_encode(&items[i].h, w->hdrs[i]);
+        w->args[i] = items[i].arg;
+        w->bufs[nb++] = uv_buf_init((char *)w->hdrs[i], GMPC_HDR_LEN);
+        if (items[i].len)
+            w->bufs[nb++] = uv_buf_init((char *)items[i].payload,
+                                        (unsigned)items[i].len);
+    }
+    if (uv_write(&w->req, &c->h.st, w->bufs, nb, on_write_many) < 0) {
+        free(w);
+        return GMP_ERR_CONN;
+    }
+    return GMP_OK;
+}
+
+void csess_pump_later(csess *s, gmp_task *t)
+{
+    if (t->pump_marked)
+        return;
+    if (s->n_pumps == s->cap_pumps) {
+        size_t cap = s->cap_pumps ? 2 * s->cap_pumps : 16;
+        gmp_task **p = realloc(s->pumps, cap * sizeof *p);
+        if (!p) {
+            task_pump(t); /* no batching then, but no stall either */
+            return;
+        }
+        s->pumps = p;
+        s->cap_pumps = cap;
+    }
+    t->pump_marked = true;
+    s->pumps[s->n_pumps++] = t;
+}
+
+/* Tasks live at least until an OP_TASK_FREE, which runs in another
+ * callback, so the ones listed during this read are still here. */
+static void flush_pumps(csess *s)
+{
+    for (size_t i = 0; i < s->n_pumps; i++) {
+        s->pumps[i]->pump_marked = false;
+        task_pump(s->pumps[i]);
+    }
+    s->n_pumps = 0;
 }
 
 /* ---- teardown ---- */
@@ -419,6 +506,7 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
     size_t used = parse(c);
     if (c->open)
         gmpc_inbuf_consume(&c->in, used, IN_CHUNK);
+    flush_pumps(c->s);
 }
 
 /* ---- connecting ---- */

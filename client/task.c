@@ -16,9 +16,25 @@ static void shard_unref(cshard *sh)
         free(sh);
 }
 
+/* Wakes the application thread only when what it waits for holds. */
+static void wake_locked(gmp_task *t)
+{
+    if ((t->waiting == WAIT_DONE && task_done_ready(t)) ||
+        (t->waiting == WAIT_ROOM && task_room_ready(t)))
+        pthread_cond_signal(&t->cv);
+}
+
 static void on_shard_written(void *arg)
 {
-    shard_unref(arg);
+    cshard *sh = arg;
+    gmp_task *t = sh->borrower;
+    if (t) {
+        pthread_mutex_lock(&t->mu);
+        t->writes--;
+        wake_locked(t);
+        pthread_mutex_unlock(&t->mu);
+    }
+    shard_unref(sh);
 }
 
 static void free_list(cshard *sh)
@@ -59,7 +75,7 @@ static void fail_locked(gmp_task *t, int status, const char *msg)
         op_complete(t->open_op, t->status, t->msg);
         t->open_op = NULL;
     }
-    pthread_cond_broadcast(&t->cv);
+    wake_locked(t);
 }
 
 void task_fail(gmp_task *t, int status, const char *msg)
@@ -87,8 +103,16 @@ void task_send_open(gmp_task *t, op *o)
     }
 }
 
-/* q from the network: enough shards to cover throughput x round trip,
- * at least two so a shard is always on the wire while one computes. */
+/* Round-trip time beyond the fastest seen that q must cover: on a busy
+ * host a thread of the client or the daemon may wait a scheduler slice
+ * (a few ms) before it runs, and the node must not run dry meanwhile.
+ * Measured with gmpool-bench (docs/performance.md): with the bare minimum
+ * RTT q settled at 3 and SM3 through the pool ran at 0.6 x in-process. */
+#define Q_SLACK_NS 2e6
+
+/* q from the network: enough shards to cover throughput x (round trip +
+ * slack), at least two so a shard is always on the wire while one
+ * computes. */
 static void update_q(gmp_task *t, cshard *sh, uint64_t now)
 {
     double rtt = (double)(now - sh->sent_ns);
@@ -100,9 +124,48 @@ static void update_q(gmp_task *t, cshard *sh, uint64_t now)
                                           : bpn;
     }
     t->last_ack_ns = now;
-    double bdp = t->bytes_per_ns * t->rtt_min_ns / (double)t->shard;
-    unsigned q = (unsigned)bdp + 2;
+    double bdp = t->bytes_per_ns * (t->rtt_min_ns + Q_SLACK_NS) /
+                 (double)t->shard;
+    unsigned q = bdp < (double)t->q_cap ? (unsigned)bdp + 2 : t->q_cap;
     t->q = q > t->q_cap ? t->q_cap : q;
+}
+
+#define PUMP_BATCH 64
+
+/* Moves up to n queued shards in flight and writes them in one go. */
+static int send_batch(gmp_task *t, unsigned n, uint64_t now)
+{
+    csend items[PUMP_BATCH];
+    unsigned k = 0, borrowed = 0;
+    while (k < n && t->q_head) {
+        cshard *sh = t->q_head;
+        t->q_head = sh->next;
+        if (!t->q_head)
+            t->q_tail = NULL;
+        t->q_bytes -= sh->len;
+        items[k] = (csend){
+            .h = {.type = sh->final ? GMPC_T_FINAL : GMPC_T_SHARD,
+                  .task_id = t->id, .seq = sh->seq, .alg = t->alg,
+                  .priority = t->priority},
+            .payload = sh->data, .len = sh->len, .arg = sh};
+        sh->refs = 2;
+        sh->sent_ns = now;
+        sh->next = t->inflight_list;
+        t->inflight_list = sh;
+        borrowed += sh->borrower != NULL;
+        k++;
+    }
+    t->inflight += k;
+    if (t->inflight > t->max_inflight)
+        t->max_inflight = t->inflight;
+    csess_outstanding(t->s, (int)k);
+    if (csess_send_many(t->s, items, k, on_shard_written) != GMP_OK) {
+        for (unsigned i = 0; i < k; i++)
+            ((cshard *)items[i].arg)->refs = 1; /* never written */
+        return GMP_ERR_CONN;
+    }
+    t->writes += borrowed;
+    return GMP_OK;
 }
 
 static void pump_locked(gmp_task *t)
@@ -113,30 +176,21 @@ static void pump_locked(gmp_task *t)
     if (x > t->q)
         x = t->q;
     uint64_t now = gmpc_now_ns();
-    while (x-- && t->q_head) {
-        cshard *sh = t->q_head;
-        t->q_head = sh->next;
-        if (!t->q_head)
-            t->q_tail = NULL;
-        t->q_bytes -= sh->len;
-        gmpc_hdr h = {.type = sh->final ? GMPC_T_FINAL : GMPC_T_SHARD,
-                      .task_id = t->id, .seq = sh->seq, .alg = t->alg,
-                      .priority = t->priority};
-        sh->refs = 2;
-        sh->sent_ns = now;
-        sh->next = t->inflight_list;
-        t->inflight_list = sh;
-        t->inflight++;
-        if (t->inflight > t->max_inflight)
-            t->max_inflight = t->inflight;
-        csess_outstanding(t->s, 1);
-        if (csess_send(t->s, &h, sh->data, sh->len, on_shard_written, sh) !=
-            GMP_OK) {
-            sh->refs = 1;
+    while (x && t->q_head) {
+        unsigned n = x < PUMP_BATCH ? x : PUMP_BATCH;
+        if (send_batch(t, n, now) != GMP_OK) {
             fail_locked(t, GMP_ERR_CONN, "no connection to gmpoold");
             return;
         }
+        x -= n;
     }
+}
+
+void task_pump(gmp_task *t)
+{
+    pthread_mutex_lock(&t->mu);
+    pump_locked(t);
+    pthread_mutex_unlock(&t->mu);
 }
 
 void task_kicked(gmp_task *t, bool ready)
@@ -217,8 +271,8 @@ static void on_shard_reply(gmp_task *t, const gmpc_hdr *h, const uint8_t *p)
         t->finished = true;
         csess_route_del(t->s, t->id);
     }
-    pump_locked(t);
-    pthread_cond_broadcast(&t->cv);
+    csess_pump_later(t->s, t);
+    wake_locked(t);
 }
 
 void task_on_frame(gmp_task *t, const gmpc_hdr *h, const uint8_t *p)

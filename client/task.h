@@ -6,15 +6,24 @@
 
 #include "internal.h"
 
+/* One item on its way.  A cipher update waits for its own output, so its
+ * shards borrow the caller's input (no copy); the task counts their
+ * writes and the update returns only once libuv is done with them.  A
+ * digest update may return first, so its shards own a copy. */
 typedef struct cshard {
     struct cshard *next;
+    struct gmp_task *borrower;   /* set when data is the caller's */
+    const uint8_t *data;
     uint32_t seq;
     uint32_t len;
     bool final;
     int refs;                /* the write and the result, loop thread only */
     uint64_t sent_ns;
-    uint8_t data[];
+    uint8_t own[];
 } cshard;
+
+/* What the application thread waits for (one waiter: the task's user). */
+typedef enum task_wait { WAIT_NONE, WAIT_ROOM, WAIT_DONE } task_wait;
 
 typedef struct cres {
     struct cres *next;
@@ -59,10 +68,29 @@ struct gmp_task {
     cres *ooo;                 /* results ahead of next_deliver */
     uint8_t *out;
     size_t out_cap, out_off;
-    uint8_t *stage;            /* digest bytes not yet a whole shard */
-    size_t stage_len;
+    cshard *fill;              /* digest bytes not yet a whole shard */
+    unsigned writes;           /* borrowed shards libuv still holds */
+    task_wait waiting;
+    uint32_t wait_seq;         /* WAIT_DONE: deliver up to here */
+    size_t room;               /* WAIT_ROOM: queued + in flight bytes */
     double rtt_min_ns, bytes_per_ns;
     uint64_t last_ack_ns;
+    bool pump_marked;          /* loop thread: in the session's pump list */
 };
+
+/* The application thread's two waits, checked by it and by the loop
+ * thread before it wakes it (under t->mu). */
+static inline bool task_done_ready(const struct gmp_task *t)
+{
+    return (t->status || t->next_deliver >= t->wait_seq) && t->writes == 0;
+}
+
+/* Hysteresis: the digest writer wakes once half its room is free, not for
+ * every shard answered. */
+static inline bool task_room_ready(const struct gmp_task *t)
+{
+    return t->status ||
+           t->q_bytes + (size_t)t->inflight * t->shard <= t->room / 2;
+}
 
 #endif
