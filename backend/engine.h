@@ -58,9 +58,35 @@ int gmpd_engine_update(gmpd_engine_ctx *c, const uint8_t *in, size_t in_len,
 /* out must hold 64 bytes: the last output, then for AEAD the 16-byte tag. */
 int gmpd_engine_final(gmpd_engine_ctx *c, uint8_t *out, size_t *out_len);
 void gmpd_engine_free(gmpd_engine_ctx *c);
-/* The library that computes alg in direction flags (GMP_TASK_DECRYPT):
+/* The library that computes alg with task flags (GMP_TASK_*):
  * "libcrypto" or "libgcrypt"; "none" for an unknown alg. */
 const char *gmpd_engine_impl(uint16_t alg, unsigned flags);
+
+/* ---- parallel modes (CTR, ECB, CBC decryption; no padding) ----
+ * An item of such a task can be computed on any node, apart from the
+ * others, from where it sits in the task's input stream. */
+bool gmpd_engine_parallel(uint16_t alg, unsigned flags);
+
+#define GMPD_POS_PRE 32
+/* Where an item sits: the stream's bytes before it, and the last of
+ * them (a partial block and the previous ciphertext block). */
+typedef struct gmpd_engine_pos {
+    uint64_t offset;
+    uint8_t pre[GMPD_POS_PRE];
+    uint8_t pre_len;         /* min(offset, GMPD_POS_PRE) */
+} gmpd_engine_pos;
+
+/* Moves a stream position past len more input bytes. */
+void gmpd_engine_pos_advance(gmpd_engine_pos *p, const uint8_t *in,
+                             size_t len);
+/* One item of a parallel task at pos, on a context of the same task (any
+ * of its copies, e.g. one per node): out gets what EVP would have produced
+ * for these bytes in stream order (whole blocks for ECB/CBC); final also
+ * checks the stream ends on a block (GMP_ERR_LENGTH).  out holds in_len +
+ * 16 bytes. */
+int gmpd_engine_update_at(gmpd_engine_ctx *c, const gmpd_engine_pos *pos,
+                          const uint8_t *in, size_t in_len, bool final,
+                          uint8_t *out, size_t *out_len);
 /* Random bytes from the default provider's DRBG. */
 int gmpd_engine_random(uint8_t *buf, size_t len);
 /* Measures MB/s of one service type over ~20 ms of real work. */

@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "engine.h"
+#include "gmpool.h"
 #include "load.h"
 #include "node.h"
 #include "proto.h"
@@ -50,6 +51,7 @@ struct gmpd_shard {
     uint32_t len;            /* input bytes */
     uint32_t out_len;        /* output bytes (in data, in place) */
     uint32_t cap;
+    gmpd_engine_pos pos;     /* parallel tasks: where the item sits */
     uint8_t data[];          /* cap bytes: input, then output in place */
 };
 
@@ -69,6 +71,15 @@ struct gmpd_task {
     uint64_t ttsa_id;        /* id in the TTSA model, 0 = not in it */
     uint64_t placed_len;     /* bytes accounted on the node */
     gmpd_engine_ctx *ctx;    /* chaining state, used by one worker only */
+    /* Parallel modes (CTR, ECB, CBC decryption): items run on any node,
+     * each from its stream position; a node other than t->node computes
+     * with its own context, made on first use from the kept key. */
+    bool parallel;
+    gmpd_engine_pos stream;  /* position of the next item released */
+    gmpd_engine_ctx **node_ctx; /* by node id, 1..n_node_ctx-1 */
+    uint32_t n_node_ctx;
+    gmpd_engine_args args;   /* key and iv point into keep[] */
+    uint8_t keep[GMP_MAX_KEY_LEN + GMP_MAX_IV_LEN];
     task_state state;
     int status;
     uint32_t next_seq;       /* next sequence to release to the queue */

@@ -63,10 +63,33 @@ static worker *worker_of(uint32_t node)
     return node >= 1 && node <= (uint32_t)S.n ? &S.w[node - 1] : NULL;
 }
 
+static bool node_serves(const gmpd_node *nd, uint32_t vcm, gmpd_svc svc);
+
+/* A job of a parallel task (node 0) goes to the least loaded node that
+ * may serve its task, the task's own node on a tie. */
+static worker *pick_worker(const gmpd_job *j)
+{
+    if (j->node)
+        return worker_of(j->node);
+    const gmpd_task *t = j->owner;
+    worker *best = NULL;
+    for (int i = 0; i < S.n; i++) {
+        worker *w = &S.w[i];
+        const gmpd_node *nd = gmpd_nodeset_get(S.ns, w->node);
+        if (w->node != t->node &&
+            !node_serves(nd, t->sess->tenant.vcm, t->svc))
+            continue;
+        if (!best || w->depth < best->depth ||
+            (w->depth == best->depth && w->node == t->node))
+            best = w;
+    }
+    return best;
+}
+
 static bool node_has_room(const gmpd_job *j, void *arg)
 {
     (void)arg;
-    worker *w = worker_of(j->node);
+    worker *w = pick_worker(j);
     return w && w->depth < DOWN_DEPTH;
 }
 
@@ -121,7 +144,7 @@ static void pump(void)
             gmpd_job *j = gmpd_pq_pop(S.vq[i].q, now, node_has_room, NULL);
             if (!j)
                 continue;
-            down_push(worker_of(j->node), (gmpd_shard *)j);
+            down_push(pick_worker(j), (gmpd_shard *)j);
             S.rr = i + 1;
             moved = true;
         }
@@ -135,7 +158,7 @@ void gmpd_sched_submit(gmpd_shard *s)
     s->job.type = (uint8_t)t->svc;
     s->job.id = t->id;
     s->job.len = s->len;
-    s->job.node = t->node;
+    s->job.node = t->parallel ? 0 : t->node;
     s->job.owner = t;
     pthread_mutex_lock(&S.mu);
     gmpd_pqueue *q = vcm_q(t->sess->tenant.vcm);
@@ -150,13 +173,28 @@ void gmpd_sched_submit(gmpd_shard *s)
     pthread_mutex_unlock(&S.mu);
 }
 
-/* Runs on the task's node only, in sequence order, so the chaining state
- * in t->ctx needs no lock. */
-static void compute(gmpd_shard *s)
+/* The context node `node` computes task t with: the task's own on its
+ * node; for a parallel task elsewhere, that node's copy, made on first use
+ * (only this node's worker touches its slot). */
+static gmpd_engine_ctx *node_ctx(gmpd_task *t, uint32_t node, int *status)
+{
+    if (node == t->node || !t->parallel || node >= t->n_node_ctx)
+        return node == t->node || !t->parallel ? t->ctx : NULL;
+    if (!t->node_ctx[node])
+        t->node_ctx[node] = gmpd_engine_new(t->alg, &t->args, status);
+    return t->node_ctx[node];
+}
+
+/* A serial task runs on its node only, in sequence order, so the chaining
+ * state in t->ctx needs no lock.  An item of a parallel task computes from
+ * its stream position on whichever node took it; its task may already
+ * have answered its final item (results travel in any order). */
+static void compute(gmpd_shard *s, uint32_t node)
 {
     gmpd_task *t = s->task;
     pthread_mutex_lock(&t->mu);
-    bool live = t->state == TASK_OPEN;
+    bool live = t->state == TASK_OPEN ||
+                (t->parallel && t->state == TASK_DONE && !s->final);
     int st = t->status;
     pthread_mutex_unlock(&t->mu);
     if (!live) {
@@ -165,18 +203,27 @@ static void compute(gmpd_shard *s)
     }
     uint8_t *out = s->data + s->len;
     size_t outl = 0;
-    if (s->len)
-        s->status = gmpd_engine_update(t->ctx, s->data, s->len, out, &outl);
-    if (s->status == GMP_OK && s->final) {
-        size_t fl = 0;
-        s->status = gmpd_engine_final(t->ctx, out + outl, &fl);
-        outl += fl;
+    s->status = GMP_ERR_INTERNAL;
+    gmpd_engine_ctx *ctx = node_ctx(t, node, &s->status);
+    if (ctx && t->parallel) {
+        s->status = gmpd_engine_update_at(ctx, &s->pos, s->data, s->len,
+                                          s->final, out, &outl);
+    } else if (ctx) {
+        s->status = GMP_OK;
+        if (s->len)
+            s->status = gmpd_engine_update(ctx, s->data, s->len, out, &outl);
+        if (s->status == GMP_OK && s->final) {
+            size_t fl = 0;
+            s->status = gmpd_engine_final(ctx, out + outl, &fl);
+            outl += fl;
+        }
     }
     s->out_len = (uint32_t)outl;
     if (s->status != GMP_OK || s->final) {
         pthread_mutex_lock(&t->mu);
-        t->state = s->status == GMP_OK ? TASK_DONE : TASK_FAILED;
-        if (s->status != GMP_OK)
+        if (t->state == TASK_OPEN)
+            t->state = s->status == GMP_OK ? TASK_DONE : TASK_FAILED;
+        if (s->status != GMP_OK && !t->status)
             t->status = s->status;
         pthread_mutex_unlock(&t->mu);
     }
@@ -197,14 +244,15 @@ static void *worker_main(void *arg)
             w->tail = NULL;
         w->busy = true;
         pthread_mutex_unlock(&S.mu);
-        compute(s);
+        compute(s, w->node);
         uint32_t len = s->len;
+        uint32_t placed = s->task->node; /* where placement counted it */
         gmpd_net_post_result(s);
         pthread_mutex_lock(&S.mu);
         w->busy = false;
         w->depth--;
         S.inflight--;
-        gmpd_nodeset_done(S.ns, w->node, len, 1);
+        gmpd_nodeset_done(S.ns, placed, len, 1);
         gmpd_rate_add(&w->rate, len, gmpc_now_ns());
         pump();
     }

@@ -203,6 +203,22 @@ static int task_key(gmpd_session *s, const gmpd_alg_info *ai,
     return rc;
 }
 
+/* Keeps what other nodes need to make their own context of the task. */
+static int task_parallel(gmpd_task *t, const gmpd_engine_args *a)
+{
+    t->n_node_ctx = (uint32_t)gmpd_sched_nodes() + 1;
+    t->node_ctx = calloc(t->n_node_ctx, sizeof *t->node_ctx);
+    if (!t->node_ctx)
+        return GMP_ERR_NOMEM;
+    t->parallel = true;
+    t->args = *a;
+    memcpy(t->keep, a->key, a->key_len);
+    memcpy(t->keep + GMP_MAX_KEY_LEN, a->iv, a->iv_len);
+    t->args.key = t->keep;
+    t->args.iv = t->keep + GMP_MAX_KEY_LEN;
+    return GMP_OK;
+}
+
 static gmpd_task *task_new(gmpd_session *s, const gmpc_hdr *h,
                            const gmpd_alg_info *ai, const gmpc_open *o,
                            int *rc)
@@ -222,8 +238,12 @@ static gmpd_task *task_new(gmpd_session *s, const gmpc_hdr *h,
                              .iv_len = o->iv_len, .aad = o->aad,
                              .aad_len = o->aad_len};
     t->ctx = gmpd_engine_new(h->alg, &args, rc);
+    if (t->ctx && gmpd_sched_nodes() > 1 &&
+        gmpd_engine_parallel(h->alg, h->flags))
+        *rc = task_parallel(t, &args);
     OPENSSL_cleanse(key, sizeof key);
-    if (!t->ctx) {
+    if (!t->ctx || *rc != GMP_OK) {
+        gmpd_engine_free(t->ctx);
         free(t);
         return NULL;
     }
@@ -302,8 +322,12 @@ void gmpd_task_unref(gmpd_task *t)
     if (atomic_fetch_sub(&t->refs, 1) != 1)
         return;
     gmpd_engine_free(t->ctx);
+    for (uint32_t i = 0; i < t->n_node_ctx; i++)
+        gmpd_engine_free(t->node_ctx[i]);
+    free(t->node_ctx);
     pthread_mutex_destroy(&t->mu);
     gmpd_session_unref(t->sess);
+    OPENSSL_cleanse(t, sizeof *t);
     free(t);
 }
 
@@ -402,7 +426,9 @@ static void pending_insert(gmpd_task *t, gmpd_shard *sh)
 
 /* Shards are released to the queue strictly in sequence order, under the
  * task lock, so a serial mode's node sees them in order even when they
- * arrived on different connections and io threads. */
+ * arrived on different connections and io threads, and an item of a
+ * parallel task learns here where it sits in the stream (the pre-
+ * processing of chaining state R17 gives the workers). */
 int gmpd_task_add_shard(gmpd_task *t, gmpd_shard *sh)
 {
     pthread_mutex_lock(&t->mu);
@@ -421,6 +447,10 @@ int gmpd_task_add_shard(gmpd_task *t, gmpd_shard *sh)
         t->pending = p->next;
         t->n_pending--;
         t->next_seq++;
+        if (t->parallel) {
+            p->pos = t->stream;
+            gmpd_engine_pos_advance(&t->stream, p->data, p->len);
+        }
         gmpd_sched_submit(p);
     }
     pthread_mutex_unlock(&t->mu);
