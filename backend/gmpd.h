@@ -123,6 +123,8 @@ struct gmpd_conn {
     uv_timer_t auth_timer;
     int handles;             /* libuv handles not yet closed */
     gmpd_conn *prev, *next;  /* the io thread's list */
+    struct wbatch *batch;    /* results to write when the io thread's
+                                current wake-up is done */
     char peer[64];
 };
 
@@ -149,6 +151,9 @@ void gmpd_net_join(void);
 /* Called from workers: queue a finished shard for its connection's io
  * thread to answer. */
 void gmpd_net_post_result(gmpd_shard *s);
+/* The same for a list (linked by next): one lock and one wake-up per io
+ * thread instead of one per shard. */
+void gmpd_net_post_results(gmpd_shard *list);
 void gmpd_conn_unref(gmpd_conn *c);
 size_t gmpd_net_conn_count(void);
 

@@ -27,6 +27,21 @@ typedef struct fd_item {
     bool is_unix;
 } fd_item;
 
+/* RESULT and FINAL_OK frames of one connection gathered during one wake-up
+ * of its io thread and written with one writev: one syscall and one
+ * wake-up of the client per batch instead of per shard. */
+#define BATCH_MAX 64
+
+typedef struct wbatch {
+    uv_write_t req;
+    gmpd_conn *conn;
+    struct wbatch *next;     /* the io thread's batches to flush */
+    unsigned n;
+    gmpd_shard *shards[BATCH_MAX];
+    uint8_t hdrs[BATCH_MAX][GMPC_HDR_LEN];
+    uv_buf_t bufs[2 * BATCH_MAX];
+} wbatch;
+
 struct gmpd_io {
     uv_loop_t loop;
     uv_async_t async;
@@ -38,6 +53,7 @@ struct gmpd_io {
     bool close_all, stop;
     gmpd_conn *conns;
     atomic_size_t n_conns;
+    wbatch *batches;         /* io thread only */
 };
 
 typedef struct listener {
@@ -552,7 +568,76 @@ static void io_attach(gmpd_io *io, fd_item *it)
 
 /* ---- results from the workers ---- */
 
-static void answer_shard(gmpd_shard *sh)
+static void on_batch_written(uv_write_t *req, int status)
+{
+    wbatch *b = (wbatch *)req;
+    for (unsigned i = 0; i < b->n; i++)
+        gmpd_shard_free(b->shards[i]);
+    if (status < 0)
+        conn_close(b->conn);
+    gmpd_conn_unref(b->conn);
+    free(b);
+}
+
+static void batch_flush(wbatch *b)
+{
+    gmpd_conn *c = b->conn;
+    unsigned nb = 0;
+    c->batch = NULL;
+    for (unsigned i = 0; i < b->n; i++) {
+        gmpd_shard *sh = b->shards[i];
+        b->bufs[nb++] = uv_buf_init((char *)b->hdrs[i], GMPC_HDR_LEN);
+        if (sh->out_len)
+            b->bufs[nb++] = uv_buf_init((char *)sh->data + sh->len,
+                                        sh->out_len);
+    }
+    if (c->closing || uv_write(&b->req, c->stream, b->bufs, nb,
+                               on_batch_written) < 0)
+        on_batch_written(&b->req, c->closing ? 0 : UV_EPIPE);
+}
+
+static void flush_batches(gmpd_io *io)
+{
+    while (io->batches) {
+        wbatch *b = io->batches;
+        io->batches = b->next;
+        batch_flush(b);
+    }
+}
+
+/* Queues a result frame for the connection's next batch write. */
+static void batch_add(gmpd_io *io, gmpd_conn *c, gmpc_hdr *h,
+                      gmpd_shard *sh)
+{
+    wbatch *b = c->batch;
+    if (b && b->n == BATCH_MAX) {
+        for (wbatch **pp = &io->batches; *pp; pp = &(*pp)->next)
+            if (*pp == b) {
+                *pp = b->next;
+                break;
+            }
+        batch_flush(b);
+        b = NULL;
+    }
+    if (!b) {
+        b = malloc(sizeof *b);
+        if (!b) {
+            send_raw(c, h, sh->data + sh->len, sh->out_len, sh, false);
+            return;
+        }
+        b->conn = c;
+        atomic_fetch_add(&c->refs, 1);
+        b->n = 0;
+        b->next = io->batches;
+        io->batches = b;
+        c->batch = b;
+    }
+    h->len = sh->out_len;
+    gmpc_hdr_encode(h, b->hdrs[b->n]);
+    b->shards[b->n++] = sh;
+}
+
+static void answer_shard(gmpd_shard *sh, uint32_t window)
 {
     gmpd_conn *c = sh->conn;
     gmpd_task *t = sh->task;
@@ -564,8 +649,8 @@ static void answer_shard(gmpd_shard *sh)
         gmpd_shard_free(sh);
     } else if (status == GMP_OK) {
         h.type = final ? GMPC_T_FINAL_OK : GMPC_T_RESULT;
-        h.window = gmpd_session_window();
-        send_raw(c, &h, sh->data + sh->len, sh->out_len, sh, false);
+        h.window = window;
+        batch_add(c->io, c, &h, sh);
     } else {
         gmpd_shard_free(sh);
         send_error(c, &h, status, false, "shard %u of task %016llx failed",
@@ -603,11 +688,14 @@ static void on_io_async(uv_async_t *a)
         free(fds);
         fds = n;
     }
+    /* p once per wake-up: it takes the scheduler lock */
+    uint32_t window = res ? gmpd_session_window() : 0;
     while (res) {
         gmpd_shard *n = res->next;
-        answer_shard(res);
+        answer_shard(res, window);
         res = n;
     }
+    flush_batches(io);
     if (close_all)
         io_close_all(io);
     if (stop)
@@ -617,6 +705,23 @@ static void on_io_async(uv_async_t *a)
 static void io_wake(gmpd_io *io)
 {
     uv_async_send(&io->async);
+}
+
+void gmpd_net_post_results(gmpd_shard *list)
+{
+    while (list) {
+        gmpd_io *io = list->conn->io;
+        gmpd_shard *head = list, *tail = list;
+        while (tail->next && tail->next->conn->io == io)
+            tail = tail->next;
+        list = tail->next;
+        tail->next = NULL;
+        pthread_mutex_lock(&io->mu);
+        *io->results_tail = head;
+        io->results_tail = &tail->next;
+        pthread_mutex_unlock(&io->mu);
+        io_wake(io);
+    }
 }
 
 void gmpd_net_post_result(gmpd_shard *s)

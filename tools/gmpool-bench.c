@@ -9,6 +9,7 @@
  * Then a concurrency run (fig. 8: many client threads at once) and the
  * latency of small jobs.  Prints tables, writes CSV, renders PNG charts
  * with gnuplot.  Starts its own gmpoold unless given --server. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -73,6 +74,7 @@ typedef struct cfg {
     unsigned window, connections, nodes;
     const char *server, *credentials, *gmpoold, *outdir;
     bool charts, progress, no_single, no_conc, no_small;
+    unsigned modes;          /* bit per mode of the single-task run */
 } cfg;
 
 static cfg C;
@@ -186,6 +188,42 @@ static int daemon_start(const char *argv0, char *server, size_t scap,
     fprintf(stderr, "gmpool-bench: started %s pid %d in %s\n", bin,
             (int)g_daemon, g_dir);
     return 0;
+}
+
+/* ---- CPU time: the cost of moving the work, apart from computing it ---- */
+
+static uint64_t cpu_self_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The daemon we started: the sum of its threads' time on a CPU
+ * (/proc/PID/task/TID/schedstat, nanoseconds); 0 when unknown. */
+static uint64_t cpu_daemon_ns(void)
+{
+    char path[64];
+    if (g_daemon <= 0)
+        return 0;
+    snprintf(path, sizeof path, "/proc/%d/task", (int)g_daemon);
+    DIR *d = opendir(path);
+    uint64_t sum = 0;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        char f[384];
+        unsigned long long ns = 0;
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(f, sizeof f, "%s/%s/schedstat", path, e->d_name);
+        FILE *fp = fopen(f, "r");
+        if (fp && fscanf(fp, "%llu", &ns) == 1)
+            sum += ns;
+        if (fp)
+            fclose(fp);
+    }
+    if (d)
+        closedir(d);
+    return sum;
 }
 
 static gmp_client *client_open(unsigned shard, unsigned window)
@@ -428,6 +466,7 @@ static int single_cell(const alg_def *a, size_t len, unsigned shard,
 {
     gmp_client *sc = client_open(shard, 1), *ac = client_open(shard, C.window);
     double rate[N_MODES][64] = {{0}}, r_sync[64], r_async[64], r_ossl[64];
+    double cpu[N_MODES][64] = {{0}}; /* CPU ns per byte, client + daemon */
     job ref = {a, b->in, len, b->ref, 0};
     int rc = sc && ac ? run_openssl(&ref) : GMP_ERR_CONN;
     if (rc == GMP_OK && ((rc = gmp_client_connect(sc)) != GMP_OK ||
@@ -437,10 +476,17 @@ static int single_cell(const alg_def *a, size_t len, unsigned shard,
     for (unsigned r = 0; rc == GMP_OK && r < reps; r++) {
         for (unsigned k = 0; rc == GMP_OK && k < N_MODES; k++) {
             mode m = (mode)((k + r) % N_MODES);
+            if (!(C.modes & (1u << m))) {
+                rate[m][r] = 1;
+                continue;
+            }
             job j = {a, b->in, len, b->out, 0};
+            uint64_t c0 = cpu_self_ns(), d0 = cpu_daemon_ns();
             uint64_t t0 = gmpc_now_ns();
             rc = run_mode(&j, m, sc, ac);
             uint64_t ns = gmpc_now_ns() - t0;
+            uint64_t cns = cpu_self_ns() - c0, dns = cpu_daemon_ns() - d0;
+            cpu[m][r] = (double)(cns + dns) / (double)len;
             if (rc != GMP_OK) {
                 fprintf(stderr, "\ngmpool-bench: %s %s: %s\n", a->name,
                         g_mode_names[m], gmp_client_last_error());
@@ -448,9 +494,10 @@ static int single_cell(const alg_def *a, size_t len, unsigned shard,
             }
             check_output(&j, &ref, m, r);
             rate[m][r] = mb_s(len, ns);
-            fprintf(raw, "%s,%s,%zu,%u,%u,%s,%.2f\n", a->name,
+            fprintf(raw, "%s,%s,%zu,%u,%u,%s,%.2f,%.1f,%.1f\n", a->name,
                     gmpd_engine_impl(a->alg, a->flags), len / MB, shard / KB,
-                    r, g_mode_names[m], rate[m][r]);
+                    r, g_mode_names[m], rate[m][r], (double)cns / 1e6,
+                    (double)dns / 1e6);
             tick("%s %zuMB/%uKB %s", a->name, len / MB, shard / KB,
                  g_mode_names[m]);
         }
@@ -468,35 +515,41 @@ static int single_cell(const alg_def *a, size_t len, unsigned shard,
     min_max(r_async, reps, &lo, &hi);
     double rs = median(r_sync, reps), ra = median(r_async, reps),
            ro = median(r_ossl, reps);
+    /* CPU spent for the job through the pool over the engine's alone:
+     * 1.00 would be free transport (0 when the daemon is not ours) */
+    double cx = g_daemon > 0 ? median(cpu[M_ASYNC], reps) /
+                                   median(cpu[M_ENGINE], reps)
+                             : 0;
     printf("%-12s %5zu %5u %8.1f %8.1f %8.1f %8.1f   %5.2f   %5.2f "
-           "(%4.2f-%4.2f)  %5.2f\n", a->name, len / MB, shard / KB,
+           "(%4.2f-%4.2f)  %5.2f %5.2f\n", a->name, len / MB, shard / KB,
            med[M_ENGINE], med[M_OPENSSL], med[M_SYNC], med[M_ASYNC], rs, ra,
-           lo, hi, ro);
+           lo, hi, ro, cx);
     fflush(stdout);
-    fprintf(sum, "%s,%s,%zu,%u,%.2f,%.2f,%.2f,%.2f,%.3f,%.3f,%.3f,%.3f,%.3f\n",
-            a->name, gmpd_engine_impl(a->alg, a->flags), len / MB,
+    fprintf(sum, "%s,%s,%zu,%u,%.2f,%.2f,%.2f,%.2f,%.3f,%.3f,%.3f,%.3f,%.3f,"
+            "%.3f\n", a->name, gmpd_engine_impl(a->alg, a->flags), len / MB,
             shard / KB, med[M_ENGINE], med[M_OPENSSL], med[M_SYNC],
-            med[M_ASYNC], rs, ra, lo, hi, ro);
+            med[M_ASYNC], rs, ra, lo, hi, ro, cx);
     return GMP_OK;
 }
 
 static int run_single(bufs *b)
 {
     FILE *raw = csv_open("single_raw.csv",
-                         "alg,impl,payload_mb,shard_kb,rep,mode,mb_s");
+                         "alg,impl,payload_mb,shard_kb,rep,mode,mb_s,"
+                         "cpu_client_ms,cpu_daemon_ms");
     FILE *sum = csv_open("single.csv",
                          "alg,impl,payload_mb,shard_kb,engine_mb_s,"
                          "openssl_mb_s,sync_mb_s,async_mb_s,sync_ratio,"
                          "async_ratio,async_ratio_min,async_ratio_max,"
-                         "async_vs_openssl");
+                         "async_vs_openssl,async_cpu_ratio");
     int rc = raw && sum ? GMP_OK : GMP_ERR_CONFIG;
     printf("\nSingle task: MB/s (median of %u), ratios to the same engine "
            "in-process\n", C.reps);
-    printf("%-12s %5s %5s %8s %8s %8s %8s   %5s   %5s %11s  %5s\n", "alg",
-           "MB", "shard", "engine", "openssl", "sync", "async", "sync/",
-           "async/", "(spread)", "async/");
-    printf("%-12s %5s %5s %8s %8s %8s %8s   %5s   %5s %11s  %5s\n", "", "",
-           "KB", "", "", "", "", "eng", "eng", "", "ossl");
+    printf("%-12s %5s %5s %8s %8s %8s %8s   %5s   %5s %11s  %5s %5s\n",
+           "alg", "MB", "shard", "engine", "openssl", "sync", "async",
+           "sync/", "async/", "(spread)", "async/", "CPU");
+    printf("%-12s %5s %5s %8s %8s %8s %8s   %5s   %5s %11s  %5s %5s\n", "",
+           "", "KB", "", "", "", "", "eng", "eng", "", "ossl", "x eng");
     for (unsigned i = 0; rc == GMP_OK && i < C.n_algs; i++)
         for (unsigned p = 0; rc == GMP_OK && p < C.payload_mb.n; p++)
             for (unsigned s = 0; rc == GMP_OK && s < C.shard_kb.n; s++)
@@ -858,6 +911,23 @@ static int parse_list(const char *s, list *l)
     return l->n ? 0 : -1;
 }
 
+static int parse_modes(const char *s, unsigned *mask)
+{
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", s);
+    *mask = 0;
+    for (char *sv, *t = strtok_r(buf, ",", &sv); t;
+         t = strtok_r(NULL, ",", &sv)) {
+        unsigned m = 0;
+        while (m < N_MODES && strcmp(g_mode_names[m], t) != 0)
+            m++;
+        if (m == N_MODES)
+            return -1;
+        *mask |= 1u << m;
+    }
+    return *mask ? 0 : -1;
+}
+
 static int parse_algs(const char *s, const alg_def **out, unsigned *n)
 {
     char buf[256];
@@ -890,6 +960,9 @@ static void usage(FILE *f)
         "      --conc-payload MB   per thread (default 32)\n"
         "      --conc-shard KB     (default 16)\n"
         "  -r, --reps N            repetitions of every cell (default 3)\n"
+        "  -m, --modes LIST        single-task modes (default engine,openssl,"
+        "sync,async;\n"
+        "                          for profiling one of them)\n"
         "      --small-ops N       one-shot small jobs per thread (default "
         "2000)\n"
         "  -w, --window N          async client window cap (default: the "
@@ -918,6 +991,7 @@ static const struct option g_opts[] = {
     {"shards", required_argument, NULL, 's'},
     {"threads", required_argument, NULL, 't'},
     {"reps", required_argument, NULL, 'r'},
+    {"modes", required_argument, NULL, 'm'},
     {"window", required_argument, NULL, 'w'},
     {"out", required_argument, NULL, 'o'},
     {"conc-algs", required_argument, NULL, O_CONC_ALGS},
@@ -947,6 +1021,7 @@ static void defaults(void)
     parse_list("1,2,4,8,16,32,64", &C.threads);
     parse_list("1,8", &C.small_threads);
     C.reps = 3;
+    C.modes = (1u << N_MODES) - 1;
     C.conc_payload_mb = 32;
     C.conc_shard_kb = 16;
     C.small_ops = 2000;
@@ -985,6 +1060,7 @@ static int option(int o, const char *arg)
     case 's': return parse_list(arg, &C.shard_kb);
     case 't': return parse_list(arg, &C.threads);
     case 'r': return number(arg, 1, 64, &C.reps);
+    case 'm': return parse_modes(arg, &C.modes);
     case 'w': return number(arg, 1, 1024, &C.window);
     case 'o': C.outdir = arg; return 0;
     case O_CONC_ALGS: return parse_algs(arg, C.conc_algs, &C.n_conc_algs);
@@ -1010,7 +1086,7 @@ static int parse_args(int argc, char **argv)
 {
     int o;
     defaults();
-    while ((o = getopt_long(argc, argv, "qa:p:s:t:r:w:o:h", g_opts, NULL)) !=
+    while ((o = getopt_long(argc, argv, "qa:p:s:t:r:m:w:o:h", g_opts, NULL)) !=
            -1) {
         if (o == 'h') {
             usage(stdout);
@@ -1037,7 +1113,8 @@ static unsigned count_steps(void)
 {
     unsigned n = 0;
     if (!C.no_single)
-        n += C.n_algs * C.payload_mb.n * C.shard_kb.n * C.reps * N_MODES;
+        n += C.n_algs * C.payload_mb.n * C.shard_kb.n * C.reps *
+             (unsigned)__builtin_popcount(C.modes);
     if (!C.no_conc)
         n += C.n_conc_algs * C.threads.n * C.reps * N_CONC_MODES;
     if (!C.no_small)
