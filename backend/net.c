@@ -18,7 +18,7 @@
 #include "util.h"
 
 #define AUTH_TIMEOUT_MS 10000
-#define IN_CHUNK (64 * 1024)
+#define IN_CHUNK (256 * 1024)
 #define MAX_RANDOM 65536u
 
 typedef struct fd_item {
@@ -579,10 +579,27 @@ static void on_batch_written(uv_write_t *req, int status)
     free(b);
 }
 
+/* Drops the first n bytes of bufs; returns how many buffers are left. */
+static unsigned bufs_skip(uv_buf_t *bufs, unsigned nb, size_t n, unsigned *first)
+{
+    unsigned i = 0;
+    while (i < nb && n >= bufs[i].len)
+        n -= bufs[i++].len;
+    if (i < nb) {
+        bufs[i].base += n;
+        bufs[i].len -= n;
+    }
+    *first = i;
+    return nb - i;
+}
+
+/* One writev now; libuv queues only what the socket did not take, so a
+ * batch that fits costs no write request, callback or epoll change. */
 static void batch_flush(wbatch *b)
 {
     gmpd_conn *c = b->conn;
-    unsigned nb = 0;
+    unsigned nb = 0, first = 0;
+    size_t total = 0;
     c->batch = NULL;
     for (unsigned i = 0; i < b->n; i++) {
         gmpd_shard *sh = b->shards[i];
@@ -591,9 +608,21 @@ static void batch_flush(wbatch *b)
             b->bufs[nb++] = uv_buf_init((char *)sh->data + sh->len,
                                         sh->out_len);
     }
-    if (c->closing || uv_write(&b->req, c->stream, b->bufs, nb,
-                               on_batch_written) < 0)
-        on_batch_written(&b->req, c->closing ? 0 : UV_EPIPE);
+    for (unsigned i = 0; i < nb; i++)
+        total += b->bufs[i].len;
+    if (c->closing) {
+        on_batch_written(&b->req, 0);
+        return;
+    }
+    int n = uv_try_write(c->stream, b->bufs, nb);
+    if (n == (int)total) {
+        on_batch_written(&b->req, 0);
+        return;
+    }
+    unsigned left = bufs_skip(b->bufs, nb, n > 0 ? (size_t)n : 0, &first);
+    if (uv_write(&b->req, c->stream, b->bufs + first, left,
+                 on_batch_written) < 0)
+        on_batch_written(&b->req, UV_EPIPE);
 }
 
 static void flush_batches(gmpd_io *io)
@@ -710,15 +739,23 @@ static void io_wake(gmpd_io *io)
 void gmpd_net_post_results(gmpd_shard *list)
 {
     while (list) {
+        /* take every result of the first one's io thread, in order */
         gmpd_io *io = list->conn->io;
-        gmpd_shard *head = list, *tail = list;
-        while (tail->next && tail->next->conn->io == io)
-            tail = tail->next;
-        list = tail->next;
-        tail->next = NULL;
+        gmpd_shard *head = NULL, **tail = &head, **pp = &list;
+        while (*pp) {
+            gmpd_shard *sh = *pp;
+            if (sh->conn->io != io) {
+                pp = &sh->next;
+                continue;
+            }
+            *pp = sh->next;
+            sh->next = NULL;
+            *tail = sh;
+            tail = &sh->next;
+        }
         pthread_mutex_lock(&io->mu);
         *io->results_tail = head;
-        io->results_tail = &tail->next;
+        io->results_tail = tail;
         pthread_mutex_unlock(&io->mu);
         io_wake(io);
     }

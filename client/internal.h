@@ -96,7 +96,8 @@ void csess_handle_op(op *o);
 int csess_send(csess *s, gmpc_hdr *h, const void *payload, size_t len,
                void (*written)(void *), void *arg);
 /* Several shard frames in one write on one connection; written(arg) is
- * called for each once libuv is done with the payloads. */
+ * called for each once libuv is done with the payloads, unless *sync says
+ * the socket took them all at once. */
 typedef struct csend {
     gmpc_hdr h;
     const void *payload;
@@ -104,7 +105,7 @@ typedef struct csend {
     void *arg;
 } csend;
 int csess_send_many(csess *s, csend *items, unsigned n,
-                    void (*written)(void *));
+                    void (*written)(void *), bool *sync);
 /* Pump the task once the frames of the current read are handled, so the
  * shards that several replies free go out in one write. */
 void csess_pump_later(csess *s, struct gmp_task *t);

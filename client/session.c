@@ -14,7 +14,7 @@
 #include "task.h"
 
 #define TICK_MS 100
-#define IN_CHUNK (64 * 1024)
+#define IN_CHUNK (256 * 1024)
 
 typedef enum cc_state { CC_IDLE, CC_CONNECTING, CC_AUTH, CC_READY } cc_state;
 
@@ -215,13 +215,32 @@ static void on_write_many(uv_write_t *req, int status)
     free(w);
 }
 
+/* Drops the first n bytes of bufs; returns how many buffers are left. */
+static unsigned bufs_skip(uv_buf_t *bufs, unsigned nb, size_t n,
+                          unsigned *first)
+{
+    unsigned i = 0;
+    while (i < nb && n >= bufs[i].len)
+        n -= bufs[i++].len;
+    if (i < nb) {
+        bufs[i].base += n;
+        bufs[i].len -= n;
+    }
+    *first = i;
+    return nb - i;
+}
+
+/* One writev now; libuv queues only what the socket did not take (a
+ * write that fits costs no request, callback or epoll change).  *sync is
+ * set when everything went out at once: then written is never called. */
 int csess_send_many(csess *s, csend *items, unsigned n,
-                    void (*written)(void *))
+                    void (*written)(void *), bool *sync)
 {
     cconn *c = pick_conn(s);
     wmany *w = c ? malloc(sizeof *w + n * (sizeof(void *) + GMPC_HDR_LEN +
                                            2 * sizeof(uv_buf_t)))
                  : NULL;
+    *sync = false;
     if (!w)
         return c ? GMP_ERR_NOMEM : GMP_ERR_CONN;
     w->written = written;
@@ -229,7 +248,8 @@ int csess_send_many(csess *s, csend *items, unsigned n,
     w->bufs = (uv_buf_t *)(w + 1);
     w->args = (void **)(w->bufs + 2 * n);
     w->hdrs = (uint8_t(*)[GMPC_HDR_LEN])(w->args + n);
-    unsigned nb = 0;
+    unsigned nb = 0, first = 0;
+    size_t total = 0;
     for (unsigned i = 0; i < n; i++) {
         items[i].h.len = (uint32_t)items[i].len;
         gmpc_hdr_encode(&items[i].h, w->hdrs[i]);
@@ -238,8 +258,18 @@ int csess_send_many(csess *s, csend *items, unsigned n,
         if (items[i].len)
             w->bufs[nb++] = uv_buf_init((char *)items[i].payload,
                                         (unsigned)items[i].len);
+        total += GMPC_HDR_LEN + items[i].len;
     }
-    if (uv_write(&w->req, &c->h.st, w->bufs, nb, on_write_many) < 0) {
+    int done = nb ? uv_try_write(&c->h.st, w->bufs, nb) : 0;
+    if (done == (int)total) {
+        free(w);
+        *sync = true;
+        return GMP_OK;
+    }
+    unsigned left = bufs_skip(w->bufs, nb, done > 0 ? (size_t)done : 0,
+                              &first);
+    if (uv_write(&w->req, &c->h.st, w->bufs + first, left,
+                 on_write_many) < 0) {
         free(w);
         return GMP_ERR_CONN;
     }

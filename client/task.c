@@ -159,13 +159,25 @@ static int send_batch(gmp_task *t, unsigned n, uint64_t now)
     if (t->inflight > t->max_inflight)
         t->max_inflight = t->inflight;
     csess_outstanding(t->s, (int)k);
-    if (csess_send_many(t->s, items, k, on_shard_written) != GMP_OK) {
+    bool sync;
+    int rc = csess_send_many(t->s, items, k, on_shard_written, &sync);
+    if (rc != GMP_OK || sync) {
         for (unsigned i = 0; i < k; i++)
-            ((cshard *)items[i].arg)->refs = 1; /* never written */
-        return GMP_ERR_CONN;
+            ((cshard *)items[i].arg)->refs = 1; /* no write holds it */
+        return rc;
     }
     t->writes += borrowed;
     return GMP_OK;
+}
+
+/* Shards go out in batches of at least a quarter window while others are
+ * in flight: one write, one read and one wake-up on each side carry
+ * several shards, and the daemon answers a batch on the connection it
+ * came by, in batches again. */
+static unsigned min_batch(const gmp_task *t)
+{
+    unsigned w = t->p < t->q ? t->p : t->q;
+    return w / 4 ? w / 4 : 1;
 }
 
 static void pump_locked(gmp_task *t)
@@ -175,6 +187,9 @@ static void pump_locked(gmp_task *t)
     unsigned x = t->p - t->inflight;
     if (x > t->q)
         x = t->q;
+    if (t->inflight && x < min_batch(t) &&
+        t->q_bytes >= (size_t)min_batch(t) * t->shard)
+        return;
     uint64_t now = gmpc_now_ns();
     while (x && t->q_head) {
         unsigned n = x < PUMP_BATCH ? x : PUMP_BATCH;

@@ -75,6 +75,8 @@ typedef struct cfg {
     const char *server, *credentials, *gmpoold, *outdir;
     bool charts, progress, no_single, no_conc, no_small;
     unsigned modes;          /* bit per mode of the single-task run */
+    const char *daemon_args[8]; /* extra arguments for the gmpoold we start */
+    unsigned n_daemon_args;
 } cfg;
 
 static cfg C;
@@ -154,13 +156,15 @@ static void daemon_exec(const char *bin)
         dup2(fd, 2);
         close(fd);
     }
-    const char *argv[12] = {bin, "--data-dir", data, "--listen", sock,
+    const char *argv[20] = {bin, "--data-dir", data, "--listen", sock,
                             "--admin", admin};
     int n = 7;
     if (C.nodes) {
         argv[n++] = "--nodes";
         argv[n++] = nodes;
     }
+    for (unsigned i = 0; i < C.n_daemon_args; i++)
+        argv[n++] = C.daemon_args[i];
     argv[n] = NULL;
     execvp(bin, (char *const *)argv);
     _exit(127);
@@ -973,6 +977,8 @@ static void usage(FILE *f)
         "      --server ADDR       use this gmpoold (with --credentials)\n"
         "      --credentials FILE\n"
         "      --gmpoold PATH      daemon to start ($GMPOOLD)\n"
+        "      --daemon-arg ARG    one more argument for it (repeatable, "
+        "up to 8)\n"
         "  -o, --out DIR           CSV and PNG here (default .)\n"
         "      --no-charts, --no-single, --no-conc, --no-small\n"
         "      --progress / --no-progress  (default: when stderr is a tty)\n");
@@ -981,7 +987,7 @@ static void usage(FILE *f)
 enum {
     O_CONC_ALGS = 256, O_CONC_PAYLOAD, O_CONC_SHARD, O_SMALL_OPS, O_CONNS,
     O_NODES, O_SERVER, O_CREDS, O_GMPOOLD, O_NO_CHARTS, O_NO_SINGLE,
-    O_NO_CONC, O_NO_SMALL, O_PROGRESS, O_NO_PROGRESS
+    O_NO_CONC, O_NO_SMALL, O_PROGRESS, O_NO_PROGRESS, O_DAEMON_ARG
 };
 
 static const struct option g_opts[] = {
@@ -1003,6 +1009,7 @@ static const struct option g_opts[] = {
     {"server", required_argument, NULL, O_SERVER},
     {"credentials", required_argument, NULL, O_CREDS},
     {"gmpoold", required_argument, NULL, O_GMPOOLD},
+    {"daemon-arg", required_argument, NULL, O_DAEMON_ARG},
     {"no-charts", no_argument, NULL, O_NO_CHARTS},
     {"no-single", no_argument, NULL, O_NO_SINGLE},
     {"no-conc", no_argument, NULL, O_NO_CONC},
@@ -1072,6 +1079,11 @@ static int option(int o, const char *arg)
     case O_SERVER: C.server = arg; return 0;
     case O_CREDS: C.credentials = arg; return 0;
     case O_GMPOOLD: C.gmpoold = arg; return 0;
+    case O_DAEMON_ARG:
+        if (C.n_daemon_args == 8)
+            return -1;
+        C.daemon_args[C.n_daemon_args++] = arg;
+        return 0;
     case O_NO_CHARTS: C.charts = false; return 0;
     case O_NO_SINGLE: C.no_single = true; return 0;
     case O_NO_CONC: C.no_conc = true; return 0;
