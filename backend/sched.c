@@ -133,11 +133,21 @@ static void down_push(worker *w, gmpd_shard *s)
 
 /* Round-robin over VCMs (tenants are isolated from each other); inside a
  * VCM the R4 policy picks. */
+/* When every node's down queue is full nothing can move: no need to walk
+ * the priority queues (a large task keeps dozens of shards there). */
+static bool any_room(void)
+{
+    for (int i = 0; i < S.n; i++)
+        if (S.w[i].depth < DOWN_DEPTH)
+            return true;
+    return false;
+}
+
 static void pump(void)
 {
     uint64_t now = gmpc_now_ns();
     bool moved = true;
-    while (moved && S.n_vq) {
+    while (moved && S.n_vq && any_room()) {
         moved = false;
         for (size_t k = 0; k < S.n_vq; k++) {
             size_t i = (S.rr + k) % S.n_vq;

@@ -289,6 +289,40 @@ static void strerror_total(void **state)
     assert_string_equal(gmp_strerror(GMP_ERR_MAX_), "unknown error");
 }
 
+/* CRC-32/IEEE: the check value, the protocol.md worked example header,
+ * and random buffers against the bit-by-bit definition. */
+static uint32_t crc_bitwise(const uint8_t *p, size_t n)
+{
+    uint32_t crc = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= p[i];
+        for (int k = 0; k < 8; k++)
+            crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+    }
+    return ~crc;
+}
+
+static void crc32_values(void **state)
+{
+    (void)state;
+    assert_int_equal(gmpc_crc32("123456789", 9), 0xCBF43926u);
+    gmpc_hdr h = {.type = GMPC_T_SHARD, .priority = 4,
+                  .alg = GMP_ALG_SM4_CBC, .task_id = 0x0123456789ABCDEFull,
+                  .seq = 5, .len = 16384};
+    uint8_t out[GMPC_HDR_LEN];
+    gmpc_hdr_encode(&h, out);
+    static const uint8_t crc[4] = {0xe8, 0xe0, 0xfc, 0xab};
+    assert_memory_equal(out + 44, crc, 4);
+    uint8_t buf[300];
+    uint32_t x = 12345;
+    for (int r = 0; r < 200; r++) {
+        size_t n = (size_t)(r * 37) % sizeof buf;
+        for (size_t i = 0; i < n; i++)
+            buf[i] = (uint8_t)((x = x * 1103515245u + 12345u) >> 16);
+        assert_int_equal(gmpc_crc32(buf, n), crc_bitwise(buf, n));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -304,6 +338,7 @@ int main(void)
         cmocka_unit_test(auth_macs),
         cmocka_unit_test(inbuf),
         cmocka_unit_test(strerror_total),
+        cmocka_unit_test(crc32_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
