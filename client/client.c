@@ -244,7 +244,7 @@ GMP_API int gmp_random(gmp_client *c, void *buf, size_t len)
 
 /* ---- tasks ---- */
 
-static void task_destroy(gmp_task *t)
+void task_destroy(gmp_task *t)
 {
     free(t->fill);
     free(t->open_payload);
@@ -254,9 +254,11 @@ static void task_destroy(gmp_task *t)
     free(t);
 }
 
+/* lazy: the one-shot helpers, which do not need OPEN's answer before
+ * sending their data (task_send_open). */
 static int task_open(gmp_client *c, gmp_alg alg, unsigned flags,
                      const gmpc_open *op_payload, const gmp_task_options *o,
-                     bool digest, gmp_task **out)
+                     bool digest, bool lazy, gmp_task **out)
 {
     uint64_t gen;
     csess *s = sess_of(c, &gen);
@@ -280,6 +282,8 @@ static int task_open(gmp_client *c, gmp_alg alg, unsigned flags,
     t->priority = o ? o->priority : 4;
     t->deadline_ms = o ? o->deadline_ms : 0;
     t->digest = digest;
+    t->lazy_open = lazy;
+    t->pin = -1;
     t->shard = c->cfg.shard;
     t->q_cap = t->q = c->cfg.window;
     pthread_mutex_lock(&c->mu);
@@ -293,6 +297,7 @@ static int task_open(gmp_client *c, gmp_alg alg, unsigned flags,
         return gmp_fail(GMP_ERR_NOMEM, "out of memory");
     }
     open->task = t;
+    open->wait = !lazy; /* lazy: a refused OPEN fails the task later */
     int rc = rt_submit(c->rt, open);
     if (rc != GMP_OK) {
         gmp_fail(rc, "%s", open->msg[0] ? open->msg : gmp_strerror(rc));
@@ -300,13 +305,14 @@ static int task_open(gmp_client *c, gmp_alg alg, unsigned flags,
         gmp_task_free(t);
         return rc;
     }
-    op_free(open);
+    if (!lazy)
+        op_free(open);
     *out = t;
     return GMP_OK;
 }
 
-GMP_API int gmp_digest_open(gmp_client *c, gmp_alg alg,
-                            const gmp_task_options *o, gmp_task **out)
+static int digest_open(gmp_client *c, gmp_alg alg, const gmp_task_options *o,
+                       bool lazy, gmp_task **out)
 {
     if (!out)
         return gmp_fail(GMP_ERR_ARG, "out is NULL");
@@ -316,7 +322,7 @@ GMP_API int gmp_digest_open(gmp_client *c, gmp_alg alg,
     if (o && o->priority > 7)
         return gmp_fail(GMP_ERR_ARG, "priority must be 0..7");
     gmpc_open op_payload = {.total_len = o ? o->total_len : 0};
-    return task_open(c, alg, 0, &op_payload, o, true, out);
+    return task_open(c, alg, 0, &op_payload, o, true, lazy, out);
 }
 
 /* RFC 2104: a key longer than the digest's block is replaced by its
@@ -372,7 +378,7 @@ GMP_API int gmp_mac_open(gmp_client *c, gmp_alg alg, const uint8_t *key,
                             .key_handle = handle};
     int rc = mac_key(alg, key, key_len, &op_payload);
     if (rc == GMP_OK)
-        rc = task_open(c, alg, 0, &op_payload, o, true, out);
+        rc = task_open(c, alg, 0, &op_payload, o, true, false, out);
     OPENSSL_cleanse(&op_payload, sizeof op_payload);
     return rc;
 }
@@ -406,16 +412,15 @@ GMP_API int gmp_aead_open(gmp_client *c, gmp_alg alg, unsigned flags,
     if (key_len)
         memcpy(op_payload.key, key, key_len);
     memcpy(op_payload.iv, iv, iv_len);
-    int rc = task_open(c, alg, flags, &op_payload, o, false, out);
+    int rc = task_open(c, alg, flags, &op_payload, o, false, false, out);
     OPENSSL_cleanse(&op_payload, sizeof op_payload);
     return rc;
 }
 
-GMP_API int gmp_cipher_open(gmp_client *c, gmp_alg alg, unsigned flags,
-                            const uint8_t *key, size_t key_len,
-                            uint32_t key_handle, const uint8_t *iv,
-                            size_t iv_len, const gmp_task_options *o,
-                            gmp_task **out)
+static int cipher_open(gmp_client *c, gmp_alg alg, unsigned flags,
+                       const uint8_t *key, size_t key_len, uint32_t key_handle,
+                       const uint8_t *iv, size_t iv_len,
+                       const gmp_task_options *o, bool lazy, gmp_task **out)
 {
     if (!out)
         return gmp_fail(GMP_ERR_ARG, "out is NULL");
@@ -435,9 +440,25 @@ GMP_API int gmp_cipher_open(gmp_client *c, gmp_alg alg, unsigned flags,
         memcpy(op_payload.key, key, key_len);
     if (iv_len)
         memcpy(op_payload.iv, iv, iv_len);
-    int rc = task_open(c, alg, flags, &op_payload, o, false, out);
+    int rc = task_open(c, alg, flags, &op_payload, o, false, lazy, out);
     OPENSSL_cleanse(&op_payload, sizeof op_payload);
     return rc;
+}
+
+GMP_API int gmp_digest_open(gmp_client *c, gmp_alg alg,
+                            const gmp_task_options *o, gmp_task **out)
+{
+    return digest_open(c, alg, o, false, out);
+}
+
+GMP_API int gmp_cipher_open(gmp_client *c, gmp_alg alg, unsigned flags,
+                            const uint8_t *key, size_t key_len,
+                            uint32_t key_handle, const uint8_t *iv,
+                            size_t iv_len, const gmp_task_options *o,
+                            gmp_task **out)
+{
+    return cipher_open(c, alg, flags, key, key_len, key_handle, iv, iv_len, o,
+                       false, out);
 }
 
 static int task_check(gmp_task *t)
@@ -725,13 +746,16 @@ GMP_API void gmp_task_free(gmp_task *t)
         free(t); /* the parent's; its locks may be held, do not touch them */
         return;
     }
+    /* The loop thread aborts it if needed and frees it (csess_handle_op):
+     * nothing here waits for that. */
     op *o = op_new(OP_TASK_FREE, t->s);
-    if (o) {
-        o->task = t;
-        rt_submit(t->rt, o);
-        op_free(o);
+    if (!o) {
+        task_destroy(t);
+        return;
     }
-    task_destroy(t);
+    o->task = t;
+    o->wait = false;
+    rt_submit(t->rt, o);
 }
 
 GMP_API unsigned gmp_task_max_inflight(const gmp_task *t)
@@ -741,6 +765,9 @@ GMP_API unsigned gmp_task_max_inflight(const gmp_task *t)
 
 /* ---- one-shot helpers ---- */
 
+/* The one-shot helpers open lazily (their data follows OPEN at once) and
+ * a cipher sends its input with FINAL in one pass: one round trip to the
+ * daemon instead of three for a small job. */
 GMP_API int gmp_digest(gmp_client *c, gmp_alg alg, const void *in, size_t len,
                        uint8_t out[GMP_SM3_DIGEST_LEN])
 {
@@ -748,7 +775,7 @@ GMP_API int gmp_digest(gmp_client *c, gmp_alg alg, const void *in, size_t len,
     gmp_task_options o = {.priority = 4, .total_len = len};
     if (!out)
         return gmp_fail(GMP_ERR_ARG, "out is NULL");
-    int rc = gmp_digest_open(c, alg, &o, &t);
+    int rc = digest_open(c, alg, &o, true, &t);
     size_t n = GMP_SM3_DIGEST_LEN;
     if (rc == GMP_OK)
         rc = gmp_task_update(t, in, len, NULL, NULL);
@@ -767,18 +794,21 @@ GMP_API int gmp_cipher(gmp_client *c, gmp_alg alg, unsigned flags,
     gmp_task_options o = {.priority = 4, .total_len = in_len};
     if (!out || !out_len || *out_len < in_len + GMP_SM4_BLOCK)
         return gmp_fail(GMP_ERR_BUFFER, "output needs in_len + 16 bytes");
-    int rc = gmp_cipher_open(c, alg, flags, key, key_len, 0, iv, iv_len, &o,
-                             &t);
-    size_t cap = *out_len, n1 = cap, n2;
-    if (rc == GMP_OK)
-        rc = gmp_task_update(t, in, in_len, out, &n1);
-    n2 = cap - n1;
-    if (rc == GMP_OK && n2 < 2 * GMP_SM4_BLOCK)
-        rc = gmp_fail(GMP_ERR_BUFFER, "output needs in_len + 32 bytes");
-    if (rc == GMP_OK)
-        rc = gmp_task_final(t, (uint8_t *)out + n1, &n2);
+    if (!in && in_len)
+        return gmp_fail(GMP_ERR_ARG, "gmp_cipher: NULL input");
+    int rc = cipher_open(c, alg, flags, key, key_len, 0, iv, iv_len, &o, true,
+                         &t);
+    size_t cap = *out_len, n = cap, n2 = 0;
+    if (rc == GMP_OK && !t->aead) {
+        rc = cipher_run(t, in, in_len, true, out, &n);
+    } else if (rc == GMP_OK) { /* the tag is kept apart by final */
+        rc = gmp_task_update(t, in, in_len, out, &n);
+        n2 = cap - n;
+        if (rc == GMP_OK)
+            rc = gmp_task_final(t, (uint8_t *)out + n, &n2);
+    }
     gmp_task_free(t);
-    *out_len = rc == GMP_OK ? n1 + n2 : 0;
+    *out_len = rc == GMP_OK ? n + n2 : 0;
     return rc;
 }
 

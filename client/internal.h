@@ -95,7 +95,12 @@ void csess_free(csess *s);
 void csess_handle_op(op *o);
 int csess_send(csess *s, gmpc_hdr *h, const void *payload, size_t len,
                void (*written)(void *), void *arg);
-/* Several shard frames in one write on one connection; written(arg) is
+/* The same on connection *conn when >= 0, else on the next one, whose
+ * index goes to *conn. */
+int csess_send_on(csess *s, int *conn, gmpc_hdr *h, const void *payload,
+                  size_t len);
+/* Several shard frames in one write on one connection (pin, when >= 0,
+ * says which); written(arg) is
  * called for each once libuv is done with the payloads, unless *sync says
  * the socket took them all at once. */
 typedef struct csend {
@@ -104,7 +109,7 @@ typedef struct csend {
     size_t len;
     void *arg;
 } csend;
-int csess_send_many(csess *s, csend *items, unsigned n,
+int csess_send_many(csess *s, int pin, csend *items, unsigned n,
                     void (*written)(void *), bool *sync);
 /* Pump the task once the frames of the current read are handled, so the
  * shards that several replies free go out in one write. */
@@ -123,5 +128,7 @@ void task_pump(struct gmp_task *t);
 void task_fail(struct gmp_task *t, int status, const char *msg);
 void task_on_free(struct gmp_task *t, op *o);
 void task_send_open(struct gmp_task *t, op *o);
+/* client.c: frees a task (loop thread, after task_on_free). */
+void task_destroy(struct gmp_task *t);
 
 #endif

@@ -196,6 +196,24 @@ int csess_send(csess *s, gmpc_hdr *h, const void *payload, size_t len,
     return conn_send(c, h, payload, len, written, arg);
 }
 
+static cconn *pinned_conn(csess *s, int pin)
+{
+    if (pin < 0)
+        return pick_conn(s);
+    cconn *c = pin < GMP_MAX_CONNS ? &s->conns[pin] : NULL;
+    return c && c->st == CC_READY ? c : NULL;
+}
+
+int csess_send_on(csess *s, int *conn, gmpc_hdr *h, const void *payload,
+                  size_t len)
+{
+    cconn *c = pinned_conn(s, *conn);
+    if (!c)
+        return GMP_ERR_CONN;
+    *conn = (int)(c - s->conns);
+    return conn_send(c, h, payload, len, NULL, NULL);
+}
+
 /* One write request for n frames: n headers and n callback arguments. */
 typedef struct wmany {
     uv_write_t req;
@@ -233,10 +251,10 @@ static unsigned bufs_skip(uv_buf_t *bufs, unsigned nb, size_t n,
 /* One writev now; libuv queues only what the socket did not take (a
  * write that fits costs no request, callback or epoll change).  *sync is
  * set when everything went out at once: then written is never called. */
-int csess_send_many(csess *s, csend *items, unsigned n,
+int csess_send_many(csess *s, int pin, csend *items, unsigned n,
                     void (*written)(void *), bool *sync)
 {
-    cconn *c = pick_conn(s);
+    cconn *c = pinned_conn(s, pin);
     wmany *w = c ? malloc(sizeof *w + n * (sizeof(void *) + GMPC_HDR_LEN +
                                            2 * sizeof(uv_buf_t)))
                  : NULL;
@@ -644,6 +662,23 @@ static void send_ctrl(csess *s, op *o)
     }
 }
 
+/* A lazy OPEN may still wait for the session when its task is freed. */
+static void drop_waiting_open(csess *s, gmp_task *t)
+{
+    op **pp = &s->wait_head, *last = NULL;
+    while (*pp) {
+        op *w = *pp;
+        if (w->kind == OP_OPEN && w->task == t) {
+            *pp = w->next;
+            op_complete(w, GMP_ERR_STATE, "task freed");
+            continue;
+        }
+        last = w;
+        pp = &w->next;
+    }
+    s->wait_tail = last;
+}
+
 void csess_handle_op(op *o)
 {
     csess *s = o->s;
@@ -659,7 +694,10 @@ void csess_handle_op(op *o)
         return;
     }
     if (o->kind == OP_TASK_FREE) {
-        task_on_free(o->task, o);
+        gmp_task *t = o->task;
+        drop_waiting_open(s, t);
+        task_on_free(t, o);
+        task_destroy(t);
         return;
     }
     if (s->st != S_READY) {

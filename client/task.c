@@ -68,8 +68,9 @@ static void fail_locked(gmp_task *t, int status, const char *msg)
     t->q_bytes = 0;
     free_list(t->inflight_list);
     t->inflight_list = NULL;
-    csess_outstanding(t->s, -(int)t->inflight - (t->open_op ? 1 : 0));
+    csess_outstanding(t->s, -(int)t->inflight - (t->open_pending ? 1 : 0));
     t->inflight = 0;
+    t->open_pending = false;
     drop_results(t);
     if (t->open_op) {
         op_complete(t->open_op, t->status, t->msg);
@@ -85,22 +86,39 @@ void task_fail(gmp_task *t, int status, const char *msg)
     pthread_mutex_unlock(&t->mu);
 }
 
+/* A lazy (one-shot) open completes once OPEN is written: the data goes
+ * after it on the same connection without waiting for OPEN_OK, and an
+ * OPEN the daemon refuses fails the task like any other reply. */
 void task_send_open(gmp_task *t, op *o)
 {
     gmpc_hdr h = {.type = GMPC_T_OPEN, .task_id = t->id, .fresh = t->fresh,
                   .alg = t->alg, .flags = t->flags, .priority = t->priority,
                   .deadline_ms = t->deadline_ms};
     pthread_mutex_lock(&t->mu);
-    t->open_op = o;
+    t->open_op = t->lazy_open ? NULL : o;
     pthread_mutex_unlock(&t->mu);
     csess_route_add(t->s, t->id, t, NULL);
     csess_outstanding(t->s, 1);
-    if (csess_send(t->s, &h, t->open_payload, t->open_len, NULL, NULL) !=
+    int conn = -1;
+    if (csess_send_on(t->s, &conn, &h, t->open_payload, t->open_len) !=
         GMP_OK) {
         csess_route_del(t->s, t->id);
         csess_outstanding(t->s, -1);
         task_fail(t, GMP_ERR_CONN, "no connection to gmpoold");
+        if (t->lazy_open)
+            op_complete(o, GMP_ERR_CONN, "no connection to gmpoold");
+        return;
     }
+    pthread_mutex_lock(&t->mu);
+    t->open_pending = true;
+    if (t->lazy_open) {
+        t->opened = true;
+        t->p = 2;
+        t->pin = conn;
+    }
+    pthread_mutex_unlock(&t->mu);
+    if (t->lazy_open)
+        op_complete(o, GMP_OK, NULL);
 }
 
 /* Round-trip time beyond the fastest seen that q must cover: on a busy
@@ -160,7 +178,8 @@ static int send_batch(gmp_task *t, unsigned n, uint64_t now)
         t->max_inflight = t->inflight;
     csess_outstanding(t->s, (int)k);
     bool sync;
-    int rc = csess_send_many(t->s, items, k, on_shard_written, &sync);
+    int rc = csess_send_many(t->s, t->pin, items, k, on_shard_written,
+                             &sync);
     if (rc != GMP_OK || sync) {
         for (unsigned i = 0; i < k; i++)
             ((cshard *)items[i].arg)->refs = 1; /* no write holds it */
@@ -295,7 +314,10 @@ void task_on_frame(gmp_task *t, const gmpc_hdr *h, const uint8_t *p)
     pthread_mutex_lock(&t->mu);
     switch (h->type) {
     case GMPC_T_OPEN_OK:
-        csess_outstanding(t->s, -1);
+        if (t->open_pending)
+            csess_outstanding(t->s, -1);
+        t->open_pending = false;
+        t->pin = -1;
         t->opened = true;
         t->p = h->window ? h->window : 2;
         if (t->open_op) {

@@ -54,6 +54,10 @@ struct gmp_task {
     int status;
     char msg[GMPC_MAX_MSG + 64];
     bool opened, final_queued, finished;
+    bool lazy_open;            /* one-shot: data follows OPEN unanswered */
+    bool open_pending;         /* OPEN sent, OPEN_OK not yet seen */
+    int pin;                   /* lazy: the OPEN's connection until OPEN_OK,
+                                  so the daemon sees the task first; -1 */
     bool kick_pending;         /* an OP_KICK is queued: no need for another */
     op *open_op;
     cshard *q_head, *q_tail;   /* queued, not yet sent */

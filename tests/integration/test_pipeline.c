@@ -368,6 +368,22 @@ static void bad_calls(void **state)
     assert_int_equal(gmp_cipher_open(c, (gmp_alg)0x4242, 0, key, 16, 0, NULL,
                                      0, NULL, &t),
                      GMP_ERR_ALG);
+    /* the one-shot helpers send their data without waiting for OPEN's
+     * answer: a refused OPEN still fails them with its own status, and the
+     * session goes on */
+    uint8_t big[40000] = {0}, ref_md[32];
+    n = sizeof big;
+    assert_int_equal(gmp_cipher(c, GMP_ALG_SM4_CBC, 0, key, 15, key, 16, big,
+                                100, big, &n),
+                     GMP_ERR_KEY);
+    assert_int_equal(n, 0);
+    n = sizeof big;
+    assert_int_equal(gmp_cipher(c, GMP_ALG_SM4_CTR, 0, key, 16, key, 8, buf,
+                                20, big, &n),
+                     GMP_ERR_IV);
+    assert_int_equal(gmp_digest(c, (gmp_alg)0x4242, big, sizeof big, ref_md),
+                     GMP_ERR_ALG);
+    assert_int_equal(gmp_digest(c, GMP_ALG_SM3, "abc", 3, ref_md), GMP_OK);
     assert_int_equal(gmp_digest_open(c, GMP_ALG_SM3, NULL, NULL), GMP_ERR_ARG);
     assert_int_equal(gmp_digest_open(NULL, GMP_ALG_SM3, NULL, &t),
                      GMP_ERR_ARG);
