@@ -446,6 +446,9 @@ static FILE *csv_open(const char *name, const char *header)
 
 /* ---- single-task run (fig. 7) ---- */
 
+/* Medians per (alg, payload, shard), for the charts. */
+static double g_med[N_ALG_DEFS][MAX_LIST][MAX_LIST][N_MODES];
+
 typedef struct bufs {
     uint8_t *in, *ref, *out;
     size_t cap;
@@ -466,7 +469,7 @@ static void check_output(const job *j, const job *ref, mode m, unsigned rep)
 /* One (alg, payload, shard) cell: reps x modes, the modes' order rotated
  * every repetition. */
 static int single_cell(const alg_def *a, size_t len, unsigned shard,
-                       bufs *b, FILE *raw, FILE *sum)
+                       bufs *b, FILE *raw, FILE *sum, double *store)
 {
     gmp_client *sc = client_open(shard, 1), *ac = client_open(shard, C.window);
     double rate[N_MODES][64] = {{0}}, r_sync[64], r_async[64], r_ossl[64];
@@ -515,7 +518,7 @@ static int single_cell(const alg_def *a, size_t len, unsigned shard,
         return rc;
     double med[N_MODES], lo, hi;
     for (unsigned m = 0; m < N_MODES; m++)
-        med[m] = median(rate[m], reps);
+        store[m] = med[m] = median(rate[m], reps);
     min_max(r_async, reps, &lo, &hi);
     double rs = median(r_sync, reps), ra = median(r_async, reps),
            ro = median(r_ossl, reps);
@@ -558,7 +561,8 @@ static int run_single(bufs *b)
         for (unsigned p = 0; rc == GMP_OK && p < C.payload_mb.n; p++)
             for (unsigned s = 0; rc == GMP_OK && s < C.shard_kb.n; s++)
                 rc = single_cell(C.algs[i], (size_t)C.payload_mb.v[p] * MB,
-                                 C.shard_kb.v[s] * KB, b, raw, sum);
+                                 C.shard_kb.v[s] * KB, b, raw, sum,
+                                 g_med[i][p][s]);
     if (raw)
         fclose(raw);
     if (sum)
@@ -828,31 +832,59 @@ static int run_small(const uint8_t *in)
 
 /* ---- charts (gnuplot) ---- */
 
+/* single_ALG.dat: payload, engine and openssl (mean over the shard
+ * sizes: they do not depend on it), then sync and async per shard size. */
+static int write_dat(unsigned i)
+{
+    char path[4096];
+    if (!gmpc_fmt(path, sizeof path, "%s/single_%s.dat", C.outdir,
+                  C.algs[i]->name))
+        return -1;
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "# payload_mb engine openssl");
+    for (unsigned s = 0; s < C.shard_kb.n; s++)
+        fprintf(f, " sync_%ukb async_%ukb", C.shard_kb.v[s], C.shard_kb.v[s]);
+    fprintf(f, "\n");
+    for (unsigned p = 0; p < C.payload_mb.n; p++) {
+        double e = 0, o = 0;
+        for (unsigned s = 0; s < C.shard_kb.n; s++) {
+            e += g_med[i][p][s][M_ENGINE] / C.shard_kb.n;
+            o += g_med[i][p][s][M_OPENSSL] / C.shard_kb.n;
+        }
+        fprintf(f, "%u %.2f %.2f", C.payload_mb.v[p], e, o);
+        for (unsigned s = 0; s < C.shard_kb.n; s++)
+            fprintf(f, " %.2f %.2f", g_med[i][p][s][M_SYNC],
+                    g_med[i][p][s][M_ASYNC]);
+        fprintf(f, "\n");
+    }
+    fclose(f);
+    return 0;
+}
+
 static void chart_single(FILE *g)
 {
     for (unsigned i = 0; i < C.n_algs; i++) {
         const char *n = C.algs[i]->name;
+        if (write_dat(i) != 0)
+            continue;
+        fprintf(g, "set datafile separator whitespace\n");
         fprintf(g, "set output '%s/single_%s.png'\n", C.outdir, n);
         fprintf(g, "set title '%s: one task, MB/s by payload (fig. 7)'\n", n);
         fprintf(g, "set xlabel 'payload (MB)'\nset ylabel 'MB/s'\n"
-                   "set logscale x 2\nset key outside right\n");
-        fprintf(g, "plot ");
-        for (unsigned s = 0; s < C.shard_kb.n; s++) {
-            unsigned k = C.shard_kb.v[s];
-            const char *sep = s ? ", " : "";
-            fprintf(g, "%s'%s/single.csv' using ($4==%u && strcol(1) eq '%s' "
-                       "? $3 : 1/0):8 with linespoints title 'async %uKB'",
-                    sep, C.outdir, k, n, k);
-            fprintf(g, ", '' using ($4==%u && strcol(1) eq '%s' ? $3 : 1/0):7"
-                       " with linespoints dt 2 title 'sync %uKB'", k, n, k);
-        }
-        fprintf(g, ", '' using ($4==%u && strcol(1) eq '%s' ? $3 : 1/0):5 "
-                   "with lines lw 2 lc 'black' title 'engine in-process'",
-                C.shard_kb.v[0], n);
-        fprintf(g, ", '' using ($4==%u && strcol(1) eq '%s' ? $3 : 1/0):6 "
-                   "with lines dt 3 lc 'gray' title 'openssl in-process'\n",
-                C.shard_kb.v[0], n);
-        fprintf(g, "unset logscale x\n");
+                   "set logscale x 2\nset key outside right\n"
+                   "set yrange [0:*]\n");
+        fprintf(g, "plot '%s/single_%s.dat' using 1:2 with linespoints lw 2 "
+                   "lc 'black' title 'engine in-process', '' using 1:3 with "
+                   "linespoints dt 3 lc 'gray' title 'openssl in-process'",
+                C.outdir, n);
+        for (unsigned s = 0; s < C.shard_kb.n; s++)
+            fprintf(g, ", '' using 1:%u with linespoints title 'async %uKB'"
+                       ", '' using 1:%u with linespoints dt 2 title "
+                       "'sync %uKB'", 5 + 2 * s, C.shard_kb.v[s], 4 + 2 * s,
+                    C.shard_kb.v[s]);
+        fprintf(g, "\nunset logscale x\nset yrange [*:*]\n");
     }
 }
 
@@ -860,6 +892,7 @@ static void chart_conc(FILE *g)
 {
     for (unsigned i = 0; i < C.n_conc_algs; i++) {
         const char *n = C.conc_algs[i]->name;
+        fprintf(g, "set datafile separator ','\n");
         fprintf(g, "set output '%s/concurrency_%s.png'\n", C.outdir, n);
         fprintf(g, "set title '%s: %u MB per thread, %u KB shards (fig. 8)'\n",
                 n, C.conc_payload_mb, C.conc_shard_kb);
@@ -881,8 +914,7 @@ static int render_charts(void)
     FILE *g = fopen(path, "w");
     if (!g)
         return -1;
-    fprintf(g, "set terminal png size 900,500\nset datafile separator ','\n"
-               "set grid\n");
+    fprintf(g, "set terminal png size 900,500\nset grid\n");
     if (!C.no_single)
         chart_single(g);
     if (!C.no_conc)
