@@ -590,9 +590,10 @@ static void wait_done(gmp_task *t)
     t->waiting = WAIT_NONE;
 }
 
-/* Cipher output is returned by update, so it waits for its own shards,
- * which borrow the caller's input instead of copying it. */
-static int cipher_run(gmp_task *t, const uint8_t *p, size_t len, bool final,
+/* Queues p as shards that borrow the caller's bytes (the last one FINAL
+ * when final) and waits for their output: cipher output is returned by
+ * update, and the one-shot helpers wait anyway. */
+static int run_items(gmp_task *t, const uint8_t *p, size_t len, bool final,
                       uint8_t *out, size_t *out_len)
 {
     int rc = GMP_OK;
@@ -680,7 +681,7 @@ GMP_API int gmp_task_update(gmp_task *t, const void *in, size_t in_len,
     if (!out_len || (!out && *out_len) || *out_len < need)
         return gmp_fail(GMP_ERR_BUFFER,
                         "cipher update needs %zu bytes of output", need);
-    rc = cipher_run(t, in, in_len, false, out, out_len);
+    rc = run_items(t, in, in_len, false, out, out_len);
     t->bytes_in += in_len;
     return rc;
 }
@@ -690,7 +691,7 @@ static int aead_final(gmp_task *t, void *out, size_t *out_len)
 {
     uint8_t buf[2 * GMP_SM4_BLOCK];
     size_t n = sizeof buf;
-    int rc = cipher_run(t, NULL, 0, true, buf, &n);
+    int rc = run_items(t, NULL, 0, true, buf, &n);
     if (rc == GMP_OK && n < GMP_GCM_TAG_LEN)
         rc = gmp_fail(GMP_ERR_PROTO, "AEAD final without a tag");
     if (rc != GMP_OK) {
@@ -733,7 +734,7 @@ GMP_API int gmp_task_final(gmp_task *t, void *out, size_t *out_len)
     if (t->aead)
         return aead_final(t, out, out_len);
     if (!t->digest)
-        return cipher_run(t, NULL, 0, true, out, out_len);
+        return run_items(t, NULL, 0, true, out, out_len);
     return digest_final(t, out, out_len);
 }
 
@@ -766,21 +767,21 @@ GMP_API unsigned gmp_task_max_inflight(const gmp_task *t)
 /* ---- one-shot helpers ---- */
 
 /* The one-shot helpers open lazily (their data follows OPEN at once) and
- * a cipher sends its input with FINAL in one pass: one round trip to the
- * daemon instead of three for a small job. */
+ * send their input with FINAL in one pass, its shards borrowing the
+ * caller's bytes: one round trip to the daemon instead of two or three
+ * for a small job, no copy for a large one. */
 GMP_API int gmp_digest(gmp_client *c, gmp_alg alg, const void *in, size_t len,
                        uint8_t out[GMP_SM3_DIGEST_LEN])
 {
     gmp_task *t;
     gmp_task_options o = {.priority = 4, .total_len = len};
-    if (!out)
-        return gmp_fail(GMP_ERR_ARG, "out is NULL");
+    if (!out || (!in && len))
+        return gmp_fail(GMP_ERR_ARG, "gmp_digest: NULL argument");
     int rc = digest_open(c, alg, &o, true, &t);
     size_t n = GMP_SM3_DIGEST_LEN;
+    /* it waits for its answer anyway, so its shards borrow the input */
     if (rc == GMP_OK)
-        rc = gmp_task_update(t, in, len, NULL, NULL);
-    if (rc == GMP_OK)
-        rc = gmp_task_final(t, out, &n);
+        rc = run_items(t, in, len, true, out, &n);
     gmp_task_free(t);
     return rc;
 }
@@ -800,7 +801,7 @@ GMP_API int gmp_cipher(gmp_client *c, gmp_alg alg, unsigned flags,
                          &t);
     size_t cap = *out_len, n = cap, n2 = 0;
     if (rc == GMP_OK && !t->aead) {
-        rc = cipher_run(t, in, in_len, true, out, &n);
+        rc = run_items(t, in, in_len, true, out, &n);
     } else if (rc == GMP_OK) { /* the tag is kept apart by final */
         rc = gmp_task_update(t, in, in_len, out, &n);
         n2 = cap - n;

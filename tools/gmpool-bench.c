@@ -1186,6 +1186,18 @@ static int alloc_bufs(bufs *b)
     return 0;
 }
 
+/* Other work on the machine skews every figure: say how busy it was. */
+static void print_load(const char *when)
+{
+    char buf[128] = "";
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f && fgets(buf, sizeof buf, f))
+        buf[strcspn(buf, "\n")] = '\0';
+    if (f)
+        fclose(f);
+    printf("load average %s: %s\n", when, buf[0] ? buf : "unknown");
+}
+
 static void print_header(void)
 {
     printf("gmpool-bench %s: %ld CPUs online, nodes %s, server %s\n",
@@ -1196,6 +1208,7 @@ static void print_header(void)
         printf(" %s=%s", g_alg_defs[i].name,
                gmpd_engine_impl(g_alg_defs[i].alg, g_alg_defs[i].flags));
     printf("\n");
+    print_load("at the start");
 }
 
 static int run_all(void)
@@ -1210,6 +1223,7 @@ static int run_all(void)
         rc = run_conc(b.in);
     if (rc == GMP_OK && !C.no_small)
         rc = run_small(b.in);
+    print_load("at the end");
     free(b.in);
     free(b.ref);
     free(b.out);
