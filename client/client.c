@@ -98,7 +98,7 @@ static int resolve_limits(const gmp_options *o, csess_cfg *cfg, char *err,
 {
     cfg->n_conns = o && o->connections ? o->connections : 4;
     cfg->shard = o && o->shard_size ? o->shard_size : GMP_SHARD_DEFAULT;
-    cfg->window = o && o->window ? o->window : 32;
+    cfg->window = o && o->window ? o->window : 64;
     cfg->timeout_ms = o && o->timeout_ms ? o->timeout_ms : 30000;
     if (cfg->n_conns > GMP_MAX_CONNS || cfg->shard < GMP_SHARD_MIN ||
         cfg->shard > GMP_SHARD_MAX || cfg->shard % GMP_SM4_BLOCK ||

@@ -199,13 +199,19 @@ static unsigned min_batch(const gmp_task *t)
     return w / 4 ? w / 4 : 1;
 }
 
+/* x = min(p - s, q) (R16), and never more than q_cap in flight: the
+ * client's own bound (gmp_options.window), so that window 1 is the
+ * synchronous scheme. */
 static void pump_locked(gmp_task *t)
 {
-    if (!t->opened || t->status || t->inflight >= t->p)
+    if (!t->opened || t->status || t->inflight >= t->p ||
+        t->inflight >= t->q_cap)
         return;
     unsigned x = t->p - t->inflight;
     if (x > t->q)
         x = t->q;
+    if (x > t->q_cap - t->inflight)
+        x = t->q_cap - t->inflight;
     if (t->inflight && x < min_batch(t) &&
         t->q_bytes >= (size_t)min_batch(t) * t->shard)
         return;

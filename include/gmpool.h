@@ -127,7 +127,9 @@ typedef struct gmp_options {
     const char *secret_hex;    /* tenant secret (hex), overrides the file */
     unsigned connections;      /* sockets in the pool (default 4, max 16) */
     unsigned shard_size;       /* bytes per shard, 4 KiB..1 MiB (default 16 KiB) */
-    unsigned window;           /* client window q cap in shards (default 32) */
+    unsigned window;           /* client window: cap of q and of the shards
+                                  in flight per task (default 64; 1 = send,
+                                  wait, send) */
     unsigned timeout_ms;       /* per-reply timeout (default 30000) */
 } gmp_options;
 

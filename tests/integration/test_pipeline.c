@@ -289,6 +289,28 @@ static void window_in_flight(void **state)
     fprintf(stderr, "max shards in flight: %u\n", gmp_task_max_inflight(t));
     assert_true(gmp_task_max_inflight(t) >= 4);
     gmp_task_free(t);
+    gmp_client_close(c);
+    /* window 1 is the synchronous scheme: one shard at a time, ever (a
+     * parallel mode too, which could otherwise use both nodes) */
+    gmp_options o = gmpt_options(g_d);
+    o.shard_size = GMP_SHARD_MIN;
+    o.window = 1;
+    assert_int_equal(gmp_client_open(&c, &o), GMP_OK);
+    assert_int_equal(gmp_digest_open(c, GMP_ALG_SM3, NULL, &t), GMP_OK);
+    assert_int_equal(gmp_task_update(t, in, 1u << 20, NULL, NULL), GMP_OK);
+    n = 32;
+    assert_int_equal(gmp_task_final(t, md, &n), GMP_OK);
+    assert_int_equal(gmp_task_max_inflight(t), 1);
+    gmp_task_free(t);
+    uint8_t key[16] = {3}, iv[16] = {4}, *out = malloc(len);
+    assert_int_equal(gmp_cipher_open(c, GMP_ALG_SM4_CTR, 0, key, 16, 0, iv,
+                                     16, NULL, &t),
+                     GMP_OK);
+    n = len;
+    assert_int_equal(gmp_task_update(t, in, len, out, &n), GMP_OK);
+    assert_int_equal(gmp_task_max_inflight(t), 1);
+    gmp_task_free(t);
+    free(out);
     free(in);
     gmp_client_close(c);
 }
