@@ -663,12 +663,11 @@ static void plan(gmpd_ttsa *s, uint64_t now)
         }
         assign(s, t, id, now);
     }
-    for (uint32_t i = 0; i < n_late; i++) {
-        uint64_t early;
-        uint32_t evcm;
-        choose(s, s->late[i], now, false, &early, &evcm);
-        assign(s, s->late[i], evcm, now);
-    }
+    /* Decide again for the late ones, in EDF order: each now sees the
+     * VCMs' ready times with the late tasks ahead of it, so ScaleUp is
+     * judged against where the task would really finish. */
+    for (uint32_t i = 0; i < n_late; i++)
+        assign(s, s->late[i], decide(s, s->late[i], now), now);
     s->st.planned += n;
     /* Step 6: dispatch each idle VCM's first planned task. */
     for (uint32_t i = 1; i <= GMPD_TTSA_MAX_VCMS; i++) {

@@ -326,6 +326,35 @@ static void test_band(void **state)
     gmpd_ttsa_free(s);
 }
 
+static void one_type(gmpd_ttsa_params *p)
+{
+    p->n_types = 1;
+    p->types[0] = (gmpd_ttsa_res){1000, 256, 1000};
+}
+
+/* Defect 1: tasks that miss wherever they go are planned last, but they
+ * still occupy their VCM.  ScaleUp must see that: V1 is busy to 1.2 s and
+ * tasks 2-5 (1 s each, due at 1.5 s) cannot make it anywhere.  A new VCM
+ * (ready at 1 s) finishes each at 2 s; stacked on V1 and the VCMs already
+ * made they would end at 2.2, 3 s and later, so each gets its own VCM. */
+static void test_scaleup_counts_late_tasks(void **state)
+{
+    (void)state;
+    gmpd_ttsa *s = mk(GMPD_TTSA, one_type);
+    vcm(s, host(s, 10000, 1000, true), 0);
+    gmpd_ttsa_submit(s, 1, 1200, 100 * S_, 0);
+    for (uint64_t id = 2; id <= 5; id++)
+        gmpd_ttsa_submit(s, id, 1000, S_ + S_ / 2, 0);
+    gmpd_ttsa_stats st = stats(s, 0);
+    assert_int_equal(st.scale_up[0], 4);
+    assert_int_equal(st.vcms, 5);
+    gmpd_ttsa_task_info w[8];
+    assert_int_equal(gmpd_ttsa_window(s, w, 8), 4);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(w[i].st, S_);   /* each starts when its VCM is up */
+    gmpd_ttsa_free(s);
+}
+
 static void test_params(void **state)
 {
     (void)state;
@@ -381,6 +410,7 @@ int main(void)
         cmocka_unit_test(test_scaleup_step3),
         cmocka_unit_test(test_consolidation),
         cmocka_unit_test(test_band),
+        cmocka_unit_test(test_scaleup_counts_late_tasks),
         cmocka_unit_test(test_params),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
