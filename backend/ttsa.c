@@ -720,6 +720,20 @@ static void queue_start(gmpd_ttsa *s, uint32_t id, uint64_t now)
     start_task(s, id, t, now);
 }
 
+/* qready from scratch: the running task's end, then the queue (eq. 10,
+ * 11).  A task that ended early or left the queue frees the VCM sooner
+ * than the projection made when the tasks were bound. */
+static void requeue(gmpd_ttsa *s, uint32_t id, uint64_t now)
+{
+    vcm *v = &s->v[id];
+    uint64_t rt = vcm_free_at(v, now);
+    for (task *q = v->qhead; q; q = q->next) {
+        q->st = max64(rt, q->a);
+        rt = q->st + tct_ns(v, q->len);
+    }
+    v->qready = rt;
+}
+
 static uint32_t bind(gmpd_ttsa *s, task *t, uint64_t now)
 {
     for (uint32_t i = 1; i <= GMPD_TTSA_MAX_VCMS; i++) {
@@ -859,8 +873,10 @@ int gmpd_ttsa_finish(gmpd_ttsa *s, uint64_t id, uint64_t now)
     free(t);
     if (rolling(s) || s->n_win)
         plan(s, now);
-    if (vid && s->v[vid].used)
+    if (vid && s->v[vid].used) {
         queue_start(s, vid, now);
+        requeue(s, vid, now);
+    }
     return 0;
 }
 

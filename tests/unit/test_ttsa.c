@@ -355,6 +355,37 @@ static void test_scaleup_counts_late_tasks(void **state)
     gmpd_ttsa_free(s);
 }
 
+/* Defect 3: a bound task (gmpd_ttsa_place) that ends early, or leaves the
+ * queue before it starts, frees its VCM then, not when the model expected.
+ * The host has room for a second VCM, so a stale ready time would show as
+ * an unneeded ScaleUp. */
+static void test_early_end_frees_vcm(void **state)
+{
+    (void)state;
+    for (int queued = 0; queued < 2; queued++) {
+        gmpd_ttsa *s = mk(GMPD_TTSA, one_type);
+        uint32_t v1 = vcm(s, host(s, 2000, 1000, true), 0), v;
+        assert_int_equal(gmpd_ttsa_place(s, 1, 10000, 100 * S_, 0, &v), 0);
+        assert_int_equal(gmpd_ttsa_place(s, 2, 1000, 100 * S_, 0, &v), 0);
+        assert_int_equal(v, v1);              /* queued behind task 1 */
+        if (queued) {
+            /* task 2 leaves the queue; task 1 runs on to 10 s */
+            assert_int_equal(gmpd_ttsa_finish(s, 2, S_), 0);
+            assert_int_equal(gmpd_ttsa_place(s, 3, 1000, 11 * S_ + S_ / 2, S_,
+                                             &v), 0);
+        } else {
+            /* both end early (aborted): the VCM is free at 1.5 s */
+            assert_int_equal(gmpd_ttsa_finish(s, 1, S_), 0);
+            assert_int_equal(gmpd_ttsa_finish(s, 2, S_ + S_ / 2), 0);
+            assert_int_equal(gmpd_ttsa_place(s, 3, 1000, 3 * S_, S_ + S_ / 2,
+                                             &v), 0);
+        }
+        assert_int_equal(v, v1);
+        assert_int_equal(stats(s, 2 * S_).scale_up[0], 0);
+        gmpd_ttsa_free(s);
+    }
+}
+
 static void test_params(void **state)
 {
     (void)state;
@@ -411,6 +442,7 @@ int main(void)
         cmocka_unit_test(test_consolidation),
         cmocka_unit_test(test_band),
         cmocka_unit_test(test_scaleup_counts_late_tasks),
+        cmocka_unit_test(test_early_end_frees_vcm),
         cmocka_unit_test(test_params),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
