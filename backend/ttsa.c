@@ -307,6 +307,12 @@ static void start_task(gmpd_ttsa *s, uint32_t id, task *t, uint64_t now)
 
 /* ---- VCM controller: create, stop, migrate, power ---- */
 
+/* Powered on and booted. */
+static bool host_up(const host *h, uint64_t now)
+{
+    return h->on && h->ready_at <= now;
+}
+
 static bool host_fits(const host *h, const gmpd_ttsa_res *r)
 {
     return h->on && h->used_mips + r->mips <= h->spec.mips + 1e-9 &&
@@ -321,14 +327,22 @@ static uint32_t vcm_slot(const gmpd_ttsa *s)
     return 0;
 }
 
-static uint32_t create_vcm(gmpd_ttsa *s, uint32_t hid, const gmpd_ttsa_res *r,
-                           uint64_t ready_at)
+/* A free slot and the driver's consent to a VCM of type r on host hid:
+ * its id, or 0 when either is missing. */
+static uint32_t vcm_begin(gmpd_ttsa *s, uint32_t hid, const gmpd_ttsa_res *r)
 {
     uint32_t id = vcm_slot(s);
-    if (!id || !host_fits(&s->h[hid], r))
+    if (!id)
         return 0;
     if (s->ops.vcm_start && s->ops.vcm_start(s->arg, id, hid, r) != 0)
         return 0;
+    return id;
+}
+
+/* The model's side of a VCM vcm_begin() got consent for. */
+static void vcm_commit(gmpd_ttsa *s, uint32_t id, uint32_t hid,
+                       const gmpd_ttsa_res *r, uint64_t ready_at)
+{
     vcm *v = &s->v[id];
     *v = (vcm){.used = true, .host = hid, .r = *r, .ready_at = ready_at,
                .idle_since = ready_at, .rt = ready_at, .qready = ready_at};
@@ -337,6 +351,16 @@ static uint32_t create_vcm(gmpd_ttsa *s, uint32_t hid, const gmpd_ttsa_res *r,
     h->used_mem += r->mem_mb;
     h->n_vcm++;
     s->st.vcms++;
+}
+
+static uint32_t create_vcm(gmpd_ttsa *s, uint32_t hid, const gmpd_ttsa_res *r,
+                           uint64_t ready_at)
+{
+    if (!host_fits(&s->h[hid], r))
+        return 0;
+    uint32_t id = vcm_begin(s, hid, r);
+    if (id)
+        vcm_commit(s, id, hid, r, ready_at);
     return id;
 }
 
@@ -436,7 +460,7 @@ static uint32_t step1_host(const gmpd_ttsa *s, const gmpd_ttsa_res *r)
  * active hosts (best fit, band kept) free room for r?  Fills moves[] with
  * (vcm, destination) pairs; returns how many, or -1. */
 static int step2_trial(const gmpd_ttsa *s, uint32_t k, const gmpd_ttsa_res *r,
-                       uint32_t moves[][2])
+                       uint32_t moves[][2], uint64_t now)
 {
     double fm[GMPD_TTSA_MAX_HOSTS + 1], fr[GMPD_TTSA_MAX_HOSTS + 1],
         ft[GMPD_TTSA_MAX_HOSTS + 1];
@@ -461,7 +485,8 @@ static int step2_trial(const gmpd_ttsa *s, uint32_t k, const gmpd_ttsa_res *r,
         double rate = v->run ? vcm_rate(s, &v->r) : 0;
         uint32_t dst = 0;    /* best fit: least MIPS left after the move */
         for (uint32_t j = 1; j <= s->n_host; j++)
-            if (j != k && s->h[j].on && fm[j] + 1e-9 >= v->r.mips &&
+            if (j != k && host_up(&s->h[j], now) &&
+                fm[j] + 1e-9 >= v->r.mips &&
                 fr[j] + 1e-9 >= v->r.mem_mb && ft[j] >= rate &&
                 (!dst || fm[j] < fm[dst]))
                 dst = j;
@@ -512,9 +537,9 @@ static uint32_t scale_up(gmpd_ttsa *s, const task *t, uint64_t beat,
         const gmpd_ttsa_res *r = &s->p.types[ty];      /* step 2 */
         for (uint32_t k = 1; k <= s->n_host; k++) {
             uint32_t moves[GMPD_TTSA_MAX_VCMS][2];
-            if (!s->h[k].on || s->h[k].ready_at > now)
+            if (!host_up(&s->h[k], now))
                 continue;
-            int n = step2_trial(s, k, r, moves);
+            int n = step2_trial(s, k, r, moves, now);
             if (n <= 0)
                 continue;
             cand = true;
@@ -528,14 +553,16 @@ static uint32_t scale_up(gmpd_ttsa *s, const task *t, uint64_t beat,
             if (new_finish(t, r, ready) > t->d &&
                 new_finish(t, r, ready) >= beat)
                 continue;
+            /* slot and consent first: never move VCMs for nothing */
+            uint32_t id = vcm_begin(s, k, r);
+            if (!id)
+                continue;
             for (int i = 0; i < n; i++)
                 migrate(s, moves[i][0], moves[i][1], now);
-            uint32_t id = create_vcm(s, k, r, ready);
-            if (id) {
-                s->st.scale_up[1]++;
-                note(s, now, "scaleup-2", t->id, id, k, 0);
-                return id;
-            }
+            vcm_commit(s, id, k, r, ready);
+            s->st.scale_up[1]++;
+            note(s, now, "scaleup-2", t->id, id, k, 0);
+            return id;
         }
     }
     /* Step 3: power on a server.  One boot at a time: tasks arriving

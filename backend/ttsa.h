@@ -49,9 +49,12 @@ typedef struct gmpd_ttsa_params {
 
 /* The VCM controller's hands.  Any member may be NULL.  A non-zero return
  * from host_power or vcm_start makes that step fail (the core then tries
- * the next one).  task_start tells the driver that a task begins on a VCM
- * now and when the model expects it to end (the simulator schedules its
- * completion there; the daemon ignores it). */
+ * the next one).  In ScaleUp step 2, vcm_start is asked before the
+ * vcm_migrate calls that make room for the new VCM (nothing moves unless
+ * it is accepted); the model counts the VCM ready once those migrations
+ * and ct(V) are done.  task_start tells the driver that a task begins on a
+ * VCM now and when the model expects it to end (the simulator schedules
+ * its completion there; the daemon ignores it). */
 typedef struct gmpd_ttsa_ops {
     int (*host_power)(void *arg, uint32_t host, bool on);
     int (*vcm_start)(void *arg, uint32_t vcm, uint32_t host,

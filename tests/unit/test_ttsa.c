@@ -29,7 +29,20 @@ static void on_start(void *arg, uint64_t task, uint32_t vcm, uint64_t st,
     }
 }
 
-static const gmpd_ttsa_ops ops = {.task_start = on_start};
+/* vcm_start refuses while this is set (a driver out of nodes) */
+static bool refuse_start;
+static int n_vcm_start;
+
+static int on_vcm_start(void *arg, uint32_t vcm, uint32_t host,
+                        const gmpd_ttsa_res *type)
+{
+    (void)arg, (void)vcm, (void)host, (void)type;
+    n_vcm_start++;
+    return refuse_start ? -1 : 0;
+}
+
+static const gmpd_ttsa_ops ops = {.task_start = on_start,
+                                  .vcm_start = on_vcm_start};
 
 static gmpd_ttsa *mk(gmpd_ttsa_variant v, void (*tweak)(gmpd_ttsa_params *))
 {
@@ -38,7 +51,8 @@ static gmpd_ttsa *mk(gmpd_ttsa_variant v, void (*tweak)(gmpd_ttsa_params *))
     p.variant = v;
     if (tweak)
         tweak(&p);
-    n_started = 0;
+    n_started = n_vcm_start = 0;
+    refuse_start = false;
     gmpd_ttsa *s = gmpd_ttsa_new(&p, &ops, NULL);
     assert_non_null(s);
     return s;
@@ -244,6 +258,40 @@ static void test_scaleup_step3(void **state)
     gmpd_ttsa_free(s);
 }
 
+/* Defect 5: step 2 migrates only when the VCM it makes room for can be
+ * created: here the driver refuses every new VCM, so nothing moves, on
+ * this pass or the next. */
+static void test_scaleup_step2_needs_start(void **state)
+{
+    (void)state;
+    gmpd_ttsa *s = scaleup_pool(GMPD_TTSA, 2500);
+    refuse_start = true;
+    gmpd_ttsa_submit(s, 10, X_LEN, X_DUE, 0);
+    gmpd_ttsa_submit(s, 11, X_LEN, X_DUE, 0);
+    gmpd_ttsa_stats st = stats(s, 0);
+    assert_true(n_vcm_start > 5);          /* it was asked */
+    assert_int_equal(st.scale_up[0] + st.scale_up[1], 0);
+    assert_int_equal(st.migrations, 0);
+    assert_int_equal(vcm_host(s, 2), 1);
+    gmpd_ttsa_free(s);
+}
+
+/* Step 2 never moves a VCM onto a server that is still booting: h2 is
+ * full, so task 10 powers on h3 (step 3); task 11 could then have room
+ * on h1 by moving a 500-MIPS VCM to h3, but h3 is not up for 20 s. */
+static void test_scaleup_step2_not_to_booting(void **state)
+{
+    (void)state;
+    gmpd_ttsa *s = scaleup_pool(GMPD_TTSA, 2000);
+    gmpd_ttsa_submit(s, 10, X_LEN, X_DUE, 0);
+    assert_int_equal(stats(s, 0).scale_up[2], 1);
+    gmpd_ttsa_submit(s, 11, X_LEN, X_DUE, 0);
+    gmpd_ttsa_stats st = stats(s, 0);
+    assert_int_equal(st.migrations, 0);
+    assert_int_equal(st.scale_up[1], 0);
+    gmpd_ttsa_free(s);
+}
+
 static void long_grace(gmpd_ttsa_params *p)
 {
     p->idle_grace_ns = 1000 * S_;   /* no VCM is shut: only step 2 */
@@ -439,6 +487,8 @@ int main(void)
         cmocka_unit_test(test_scaleup_step1),
         cmocka_unit_test(test_scaleup_step2),
         cmocka_unit_test(test_scaleup_step3),
+        cmocka_unit_test(test_scaleup_step2_needs_start),
+        cmocka_unit_test(test_scaleup_step2_not_to_booting),
         cmocka_unit_test(test_consolidation),
         cmocka_unit_test(test_band),
         cmocka_unit_test(test_scaleup_counts_late_tasks),
