@@ -669,7 +669,7 @@ static void plan(gmpd_ttsa *s, uint64_t now)
         vcm *v = &s->v[i];
         if (!v->used)
             continue;
-        v->rt = vcm_free_at(v, now);
+        v->rt = max64(vcm_free_at(v, now), v->qready);   /* after bound */
         v->first = NULL;
         v->planned = v->nq;   /* bound tasks stay counted */
     }
@@ -858,13 +858,38 @@ static void unqueue(vcm *v, task *t)
     v->nq--;
 }
 
-int gmpd_ttsa_finish(gmpd_ttsa *s, uint64_t id, uint64_t now)
+static void count_end(gmpd_ttsa *s, const task *t, bool done, uint64_t now)
+{
+    if (!done) {
+        s->st.dropped++;
+        return;
+    }
+    s->st.finished++;
+    s->st.sum_ct_s += (double)(now - t->a) / NS;
+    if (now > t->d)
+        s->st.missed++;
+}
+
+static void win_remove(gmpd_ttsa *s, const task *t)
+{
+    for (uint32_t w = 0; w < s->n_win; w++)
+        if (s->win[w] == t) {
+            memmove(&s->win[w], &s->win[w + 1],
+                    (s->n_win - w - 1) * sizeof *s->win);
+            s->n_win--;
+            return;
+        }
+}
+
+/* t leaves the model: completed (done) or dropped. */
+static int task_end(gmpd_ttsa *s, uint64_t id, bool done, uint64_t now)
 {
     task *t = s ? tab_get(s, id) : NULL;
     if (!t)
         return -1;
     account(s, now);
     vcm *v = t->vcm ? &s->v[t->vcm] : NULL;
+    bool waiting = false;
     if (t->running && v && v->run == t) {
         host *h = &s->h[v->host];
         h->thr -= vcm_rate(s, &v->r);
@@ -873,38 +898,38 @@ int gmpd_ttsa_finish(gmpd_ttsa *s, uint64_t id, uint64_t now)
             h->thr = h->busy_mips = 0;
         v->run = NULL;
         v->idle_since = now;
-        s->st.finished++;
-        s->st.sum_ct_s += (double)(now - t->a) / NS;
-        if (now > t->d)
-            s->st.missed++;
+        count_end(s, t, done, now);
     } else if (t->bound && v) {
         /* the daemon's tasks share a node, so they may end before the
          * model started them: still a completion */
         unqueue(v, t);
-        s->st.finished++;
-        s->st.sum_ct_s += (double)(now - t->a) / NS;
-        if (now > t->d)
-            s->st.missed++;
+        count_end(s, t, done, now);
     } else {
-        for (uint32_t w = 0; w < s->n_win; w++)
-            if (s->win[w] == t) {
-                memmove(&s->win[w], &s->win[w + 1],
-                        (s->n_win - w - 1) * sizeof *s->win);
-                s->n_win--;
-                break;
-            }
-        s->st.dropped++;
+        win_remove(s, t);   /* never started: dropped either way */
+        count_end(s, t, false, now);
+        waiting = true;
     }
     uint32_t vid = t->vcm;
     tab_del(s, t);
     free(t);
-    if (rolling(s) || s->n_win)
+    /* re-plan whenever the window changed: the plan may still point at t */
+    if (rolling(s) || s->n_win || waiting)
         plan(s, now);
     if (vid && s->v[vid].used) {
         queue_start(s, vid, now);
         requeue(s, vid, now);
     }
     return 0;
+}
+
+int gmpd_ttsa_finish(gmpd_ttsa *s, uint64_t id, uint64_t now)
+{
+    return task_end(s, id, true, now);
+}
+
+int gmpd_ttsa_drop(gmpd_ttsa *s, uint64_t id, uint64_t now)
+{
+    return task_end(s, id, false, now);
 }
 
 /* ---- ScaleDown (R12) ---- */

@@ -99,6 +99,10 @@ int gmpd_ttsa_place(gmpd_ttsa *s, uint64_t id, double len_mi,
 /* t_i finished (f_i = now) or was dropped.  Frees its VCM; rolling
  * variants re-schedule.  0, or -1 when the id is unknown. */
 int gmpd_ttsa_finish(gmpd_ttsa *s, uint64_t id, uint64_t now);
+/* t_i leaves the model without completing (the driver refused or lost
+ * it): counted as dropped, never as finished or missed.  Frees its VCM
+ * like gmpd_ttsa_finish.  0, or -1 when the id is unknown. */
+int gmpd_ttsa_drop(gmpd_ttsa *s, uint64_t id, uint64_t now);
 /* Periodic work: VCMs that became ready start tasks; every period_ns the
  * band check and ScaleDown run. */
 void gmpd_ttsa_tick(gmpd_ttsa *s, uint64_t now);

@@ -41,8 +41,18 @@ static int on_vcm_start(void *arg, uint32_t vcm, uint32_t host,
     return refuse_start ? -1 : 0;
 }
 
+/* host_power refuses while this is set */
+static bool refuse_power;
+
+static int on_host_power(void *arg, uint32_t host, bool on)
+{
+    (void)arg, (void)host, (void)on;
+    return refuse_power ? -1 : 0;
+}
+
 static const gmpd_ttsa_ops ops = {.task_start = on_start,
-                                  .vcm_start = on_vcm_start};
+                                  .vcm_start = on_vcm_start,
+                                  .host_power = on_host_power};
 
 static gmpd_ttsa *mk(gmpd_ttsa_variant v, void (*tweak)(gmpd_ttsa_params *))
 {
@@ -52,7 +62,7 @@ static gmpd_ttsa *mk(gmpd_ttsa_variant v, void (*tweak)(gmpd_ttsa_params *))
     if (tweak)
         tweak(&p);
     n_started = n_vcm_start = 0;
-    refuse_start = false;
+    refuse_start = refuse_power = false;
     gmpd_ttsa *s = gmpd_ttsa_new(&p, &ops, NULL);
     assert_non_null(s);
     return s;
@@ -434,6 +444,62 @@ static void test_early_end_frees_vcm(void **state)
     }
 }
 
+/* A task the driver gives up on leaves the model as dropped, not
+ * finished, and frees its VCM at once. */
+static void test_drop(void **state)
+{
+    (void)state;
+    gmpd_ttsa *s = mk(GMPD_TTSA, one_type);
+    uint32_t v1 = vcm(s, host(s, 2000, 1000, true), 0), v;
+    assert_int_equal(gmpd_ttsa_place(s, 1, 10000, 100 * S_, 0, &v), 0);
+    assert_int_equal(gmpd_ttsa_place(s, 2, 1000, 100 * S_, 0, &v), 0);
+    assert_int_equal(gmpd_ttsa_drop(s, 1, S_), 0);   /* running */
+    assert_int_equal(gmpd_ttsa_drop(s, 2, S_), 0);   /* it had started */
+    gmpd_ttsa_stats st = stats(s, S_);
+    assert_int_equal(st.dropped, 2);
+    assert_int_equal(st.finished, 0);
+    assert_int_equal(gmpd_ttsa_drop(s, 2, S_), -1);
+    assert_int_equal(gmpd_ttsa_place(s, 3, 1000, 2 * S_ + 1, S_, &v), 0);
+    assert_int_equal(v, v1);
+    assert_int_equal(stats(s, S_).scale_up[0], 0);
+    gmpd_ttsa_free(s);
+}
+
+static void keep_none(gmpd_ttsa_params *p)
+{
+    p->min_vcms = 0;
+}
+
+/* Without the rolling window a task waits in the window only while there
+ * is no VCM at all.  Once planned on a VCM that is not up yet and then
+ * removed, it must not keep that VCM from ever looking idle (the VCM kept
+ * a pointer to the freed task). */
+static void test_nr_window_drop(void **state)
+{
+    (void)state;
+    gmpd_ttsa *s = mk(GMPD_NRTTSA, keep_none);
+    host(s, 10000, 1000, false);
+    refuse_power = true;                 /* nowhere to go: it waits */
+    gmpd_ttsa_submit(s, 1, 1000, 100 * S_, 0);
+    assert_int_equal(stats(s, 0).window, 1);
+    refuse_power = false;                /* task 2 boots the host */
+    gmpd_ttsa_submit(s, 2, 1000, 100 * S_, 0);
+    gmpd_ttsa_tick(s, S_);               /* plans task 1 there too */
+    gmpd_ttsa_task_info w[4];
+    assert_int_equal(gmpd_ttsa_window(s, w, 4), 2);
+    assert_int_equal(w[0].vcm, 1);
+    assert_int_equal(w[0].st, 22 * S_);  /* behind task 2, bound there */
+    assert_int_equal(gmpd_ttsa_finish(s, 1, 2 * S_), 0);
+    assert_int_equal(stats(s, 2 * S_).dropped, 1);
+    for (uint64_t t = 3 * S_; t < 40 * S_; t += S_) {
+        gmpd_ttsa_tick(s, t);
+        if (t == 22 * S_)                /* runs from 21 to 22 s */
+            assert_int_equal(gmpd_ttsa_finish(s, 2, t), 0);
+    }
+    assert_int_equal(stats(s, 40 * S_).vcms_stopped, 1);
+    gmpd_ttsa_free(s);
+}
+
 static void test_params(void **state)
 {
     (void)state;
@@ -493,6 +559,8 @@ int main(void)
         cmocka_unit_test(test_band),
         cmocka_unit_test(test_scaleup_counts_late_tasks),
         cmocka_unit_test(test_early_end_frees_vcm),
+        cmocka_unit_test(test_drop),
+        cmocka_unit_test(test_nr_window_drop),
         cmocka_unit_test(test_params),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
