@@ -941,9 +941,11 @@ static bool vcm_idle(const gmpd_ttsa *s, const vcm *v, uint64_t now)
 }
 
 /* All of host src's VCMs onto other hosts (ascending order of ids in
- * `dst`, i.e. descending throughput), or none. */
+ * `dst`, i.e. descending throughput), or none.  load[] is each server's
+ * throughput of the last period plus what this ScaleDown pass already
+ * moved onto it, so a pass never fills a destination above the band. */
 static bool consolidate(gmpd_ttsa *s, uint32_t src, const uint32_t *dst,
-                        uint32_t n_dst, uint64_t now)
+                        uint32_t n_dst, double *load, uint64_t now)
 {
     double fm[GMPD_TTSA_MAX_HOSTS + 1], fr[GMPD_TTSA_MAX_HOSTS + 1],
         ft[GMPD_TTSA_MAX_HOSTS + 1];
@@ -952,7 +954,7 @@ static bool consolidate(gmpd_ttsa *s, uint32_t src, const uint32_t *dst,
     for (uint32_t j = 1; j <= s->n_host; j++) {
         fm[j] = s->h[j].spec.mips - s->h[j].used_mips;
         fr[j] = s->h[j].spec.mem_mb - s->h[j].used_mem;
-        ft[j] = s->p.band_hi * s->h[j].spec.bw_mbps - s->h[j].mean_thr;
+        ft[j] = s->p.band_hi * s->h[j].spec.bw_mbps - load[j];
     }
     for (uint32_t i = 1; i <= GMPD_TTSA_MAX_VCMS; i++) {
         const vcm *v = &s->v[i];
@@ -962,9 +964,9 @@ static bool consolidate(gmpd_ttsa *s, uint32_t src, const uint32_t *dst,
         uint32_t to = 0;
         for (uint32_t j = 0; j < n_dst && !to; j++) {
             uint32_t k = dst[j];
-            if (k != src && s->h[k].on && s->h[k].ready_at <= now &&
+            if (k != src && host_up(&s->h[k], now) &&
                 fm[k] + 1e-9 >= v->r.mips && fr[k] + 1e-9 >= v->r.mem_mb &&
-                ft[k] >= rate)
+                ft[k] + 1e-9 >= rate)
                 to = k;
         }
         if (!to)
@@ -973,8 +975,11 @@ static bool consolidate(gmpd_ttsa *s, uint32_t src, const uint32_t *dst,
         moves[n][0] = i, moves[n][1] = to;
         n++;
     }
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
+        const vcm *v = &s->v[moves[i][0]];
+        load[moves[i][1]] += v->run ? vcm_rate(s, &v->r) : 0;
         migrate(s, moves[i][0], moves[i][1], now);
+    }
     s->st.consolidations++;
     note(s, now, "consolidate", 0, 0, src, 0);
     return power(s, src, false, now);
@@ -1018,13 +1023,16 @@ static void scale_down(gmpd_ttsa *s, uint64_t now)
             order[j - 1] = x;
         }
     uint32_t dh[GMPD_TTSA_MAX_HOSTS];
+    double load[GMPD_TTSA_MAX_HOSTS + 1];
     for (uint32_t i = 0; i < n; i++)
         dh[i] = order[n - 1 - i];
+    for (uint32_t k = 1; k <= s->n_host; k++)
+        load[k] = s->h[k].mean_thr;
     for (uint32_t i = 0; i < n && hosts_on(s) > 1; i++) {
         host *h = &s->h[order[i]];
-        if (!h->on || h->mean_thr >= s->p.band_lo * h->spec.bw_mbps)
+        if (!h->on || load[order[i]] >= s->p.band_lo * h->spec.bw_mbps)
             continue;
-        consolidate(s, order[i], dh, n, now);
+        consolidate(s, order[i], dh, n, load, now);
     }
 }
 

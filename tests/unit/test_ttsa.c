@@ -344,6 +344,37 @@ static void test_consolidation(void **state)
     gmpd_ttsa_free(s);
 }
 
+/* Defect 4: consolidation counts what it already moved onto a server in
+ * the same pass.  D runs 7 busy VCMs (700 Mb/s, inside the band); S1 and
+ * S2 run one each (100 Mb/s, under it).  D has room under 850 Mb/s for
+ * one of them, not both. */
+static void test_consolidation_band(void **state)
+{
+    (void)state;
+    gmpd_ttsa *s = mk(GMPD_TTSA, long_grace);
+    uint32_t d = host(s, 10000, 1000, true);
+    for (int i = 0; i < 7; i++)
+        vcm(s, d, 0);
+    for (uint64_t id = 1; id <= 7; id++)
+        gmpd_ttsa_submit(s, id, 100000, 1000 * S_, 0);
+    uint32_t s1 = host(s, 10000, 1000, true), s2 = host(s, 10000, 1000, true);
+    vcm(s, s1, 0), vcm(s, s2, 0);
+    gmpd_ttsa_submit(s, 8, 100000, 1000 * S_, 0);
+    gmpd_ttsa_submit(s, 9, 100000, 1000 * S_, 0);
+    gmpd_ttsa_host_info hi[3];
+    gmpd_ttsa_hosts(s, hi, 3);
+    assert_true(fabs(hi[0].thr_mbps - 700) < 1e-6);
+    assert_true(fabs(hi[1].thr_mbps - 100) < 1e-6);
+    assert_true(fabs(hi[2].thr_mbps - 100) < 1e-6);
+    gmpd_ttsa_tick(s, S_);
+    gmpd_ttsa_stats st = stats(s, S_);
+    assert_int_equal(st.consolidations, 1);
+    assert_int_equal(st.hosts_on, 2);
+    gmpd_ttsa_hosts(s, hi, 3);
+    assert_true(fabs(hi[0].thr_mbps - 800) < 1e-6);   /* not 900 */
+    gmpd_ttsa_free(s);
+}
+
 static void no_grace(gmpd_ttsa_params *p)
 {
     p->idle_grace_ns = 0;
@@ -556,6 +587,7 @@ int main(void)
         cmocka_unit_test(test_scaleup_step2_needs_start),
         cmocka_unit_test(test_scaleup_step2_not_to_booting),
         cmocka_unit_test(test_consolidation),
+        cmocka_unit_test(test_consolidation_band),
         cmocka_unit_test(test_band),
         cmocka_unit_test(test_scaleup_counts_late_tasks),
         cmocka_unit_test(test_early_end_frees_vcm),
