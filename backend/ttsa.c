@@ -509,6 +509,28 @@ static bool host_booting(const gmpd_ttsa *s, uint64_t now)
     return false;
 }
 
+/* Step 3: power on the first server that is off and make a VCM there,
+ * ready after its boot and ct.  One boot at a time: tasks arriving
+ * meanwhile get VCMs on the booting server through step 1.  `tid` is the
+ * task it is for (0: none, for the decision log). */
+static uint32_t step3(gmpd_ttsa *s, uint64_t tid, uint64_t now)
+{
+    if (host_booting(s, now))
+        return 0;
+    for (uint32_t k = 1; k <= s->n_host; k++) {
+        if (s->h[k].on || !power(s, k, true, now))
+            continue;
+        const gmpd_ttsa_res *r = &s->p.types[0];
+        uint32_t id = create_vcm(s, k, r, s->h[k].ready_at + s->p.vcm_create_ns);
+        if (id) {
+            s->st.scale_up[2]++;
+            note(s, now, "scaleup-3", tid, id, k, 0);
+        }
+        return id;
+    }
+    return 0;
+}
+
 /* A new VCM for t that meets its deadline, or at least beats `beat` (the
  * earliest finish among existing VCMs) — steps 1, 2 (with migration), 3
  * in that order.  Returns its id or 0. */
@@ -565,25 +587,10 @@ static uint32_t scale_up(gmpd_ttsa *s, const task *t, uint64_t beat,
             return id;
         }
     }
-    /* Step 3: power on a server.  One boot at a time: tasks arriving
-     * meanwhile get VCMs on the booting server through step 1. */
-    if (host_booting(s, now)) {
+    uint32_t id = step3(s, t->id, now);
+    if (!id)
         s->up_failed = !cand;
-        return 0;
-    }
-    for (uint32_t k = 1; k <= s->n_host; k++) {
-        if (s->h[k].on || !power(s, k, true, now))
-            continue;
-        const gmpd_ttsa_res *r = &s->p.types[0];
-        uint32_t id = create_vcm(s, k, r, s->h[k].ready_at + ct);
-        if (id) {
-            s->st.scale_up[2]++;
-            note(s, now, "scaleup-3", t->id, id, k, 0);
-        }
-        return id;
-    }
-    s->up_failed = !cand;
-    return 0;
+    return id;
 }
 
 /* ---- TTSA placement (R10) ---- */
@@ -932,6 +939,61 @@ int gmpd_ttsa_drop(gmpd_ttsa *s, uint64_t id, uint64_t now)
     return task_end(s, id, false, now);
 }
 
+/* ---- ScaleUp for a server above the band (R11) ---- */
+
+/* A booted server other than `from` with room for a VCM of type r that
+ * stays inside the band with it busy: the one closest to the band's top
+ * (as step 1 chooses), or 0. */
+static uint32_t band_room(const gmpd_ttsa *s, const gmpd_ttsa_res *r,
+                          uint32_t from, uint64_t now)
+{
+    uint32_t best = 0;
+    for (uint32_t k = 1; k <= s->n_host; k++) {
+        const host *h = &s->h[k];
+        if (k == from || !host_up(h, now) || !host_fits(h, r) ||
+            h->thr + vcm_rate(s, r) > s->p.band_hi * h->spec.bw_mbps + 1e-9)
+            continue;
+        if (!best || h->thr > s->h[best].thr)
+            best = k;
+    }
+    return best;
+}
+
+/* Host k ran above the band's top over the last period and still does.
+ * Move busy VCMs off it (live migration) to servers that stay inside the
+ * band until it is back under the top; when that is not possible (no
+ * migration, or nowhere to go) and no server has room inside the band
+ * for new work, ScaleUp step 3 powers one on. */
+static void relieve(gmpd_ttsa *s, uint32_t k, uint64_t now)
+{
+    host *h = &s->h[k];
+    double top = s->p.band_hi * h->spec.bw_mbps;
+    double load = h->mean_thr < h->thr ? h->mean_thr : h->thr;
+    for (uint32_t i = 1; migrating(s) && load > top + 1e-9 &&
+                         i <= GMPD_TTSA_MAX_VCMS; i++) {
+        const vcm *v = &s->v[i];
+        if (!v->used || v->host != k || !v->run)
+            continue;
+        uint32_t to = band_room(s, &v->r, k, now);
+        if (!to)
+            break;
+        migrate(s, i, to, now);
+        load -= vcm_rate(s, &v->r);
+    }
+    if (load > top + 1e-9 && !band_room(s, &s->p.types[0], k, now))
+        step3(s, 0, now);
+}
+
+static void relieve_all(gmpd_ttsa *s, uint64_t now)
+{
+    for (uint32_t k = 1; k <= s->n_host; k++) {
+        const host *h = &s->h[k];
+        if (host_up(h, now) &&
+            h->mean_thr > s->p.band_hi * h->spec.bw_mbps + 1e-9)
+            relieve(s, k, now);
+    }
+}
+
 /* ---- ScaleDown (R12) ---- */
 
 static bool vcm_idle(const gmpd_ttsa *s, const vcm *v, uint64_t now)
@@ -1048,6 +1110,7 @@ void gmpd_ttsa_tick(gmpd_ttsa *s, uint64_t now)
             s->h[k].parea = 0;
         }
         s->next_period = now + s->p.period_ns;
+        relieve_all(s, now);
         scale_down(s, now);
     }
     if (rolling(s) || s->n_win)

@@ -531,6 +531,52 @@ static void test_nr_window_drop(void **state)
     gmpd_ttsa_free(s);
 }
 
+static void one_type_long_grace(gmpd_ttsa_params *p)
+{
+    one_type(p);
+    long_grace(p);
+}
+
+/* h1 with all 10 VCMs busy: the tasks can only make their deadlines by
+ * starting at once, so placement runs the server over the band. */
+static gmpd_ttsa *over_band_pool(gmpd_ttsa_variant var, bool h2_on)
+{
+    gmpd_ttsa *s = mk(var, one_type_long_grace);
+    uint32_t h1 = host(s, 10000, 1000, true);
+    host(s, 10000, 1000, h2_on);
+    for (int i = 0; i < 10; i++)
+        vcm(s, h1, 0);
+    for (uint64_t id = 1; id <= 10; id++)
+        gmpd_ttsa_submit(s, id, 100000, 100 * S_, 0);
+    gmpd_ttsa_host_info hi[2];
+    gmpd_ttsa_hosts(s, hi, 2);
+    assert_true(fabs(hi[0].thr_mbps - 1000) < 1e-6);
+    return s;
+}
+
+/* R11's second trigger: a server above the band's top.  With migration,
+ * busy VCMs move off it (live) until it is back under 850 Mb/s; without,
+ * ScaleUp powers on a server for new work. */
+static void test_above_band(void **state)
+{
+    (void)state;
+    gmpd_ttsa *s = over_band_pool(GMPD_TTSA, true);
+    gmpd_ttsa_tick(s, S_);
+    gmpd_ttsa_host_info hi[2];
+    gmpd_ttsa_hosts(s, hi, 2);
+    assert_true(fabs(hi[0].thr_mbps - 800) < 1e-6);
+    assert_true(fabs(hi[1].thr_mbps - 200) < 1e-6);
+    assert_int_equal(stats(s, S_).migrations, 2);
+    gmpd_ttsa_free(s);
+
+    s = over_band_pool(GMPD_NMTTSA, false);
+    gmpd_ttsa_tick(s, S_);
+    gmpd_ttsa_stats st = stats(s, S_);
+    assert_int_equal(st.migrations, 0);
+    assert_int_equal(st.hosts_on, 2);
+    gmpd_ttsa_free(s);
+}
+
 static void test_params(void **state)
 {
     (void)state;
@@ -593,6 +639,7 @@ int main(void)
         cmocka_unit_test(test_early_end_frees_vcm),
         cmocka_unit_test(test_drop),
         cmocka_unit_test(test_nr_window_drop),
+        cmocka_unit_test(test_above_band),
         cmocka_unit_test(test_params),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
