@@ -379,13 +379,19 @@ static void stop_vcm(gmpd_ttsa *s, uint32_t id, uint64_t now)
         s->ops.vcm_stop(s->arg, id);
 }
 
-/* eq. 12: mt(V) = r(V) / n(V) (memory over bandwidth).  Live migration:
- * the VCM keeps serving; its load moves with it. */
-static uint64_t migrate(gmpd_ttsa *s, uint32_t id, uint32_t to, uint64_t now)
+/* eq. 12: mt(V) = r(V) / n(V), memory (MB, so 8 Mb each) over bandwidth. */
+static uint64_t mt_ns(const vcm *v)
+{
+    return (uint64_t)(v->r.mem_mb * 8.0 / v->r.bw_mbps * NS);
+}
+
+/* Live migration: the VCM keeps serving while it moves and its load moves
+ * with it, so its own ready time does not change; mt only delays a VCM
+ * that step 2 creates in the room it leaves (eq. 13). */
+static void migrate(gmpd_ttsa *s, uint32_t id, uint32_t to, uint64_t now)
 {
     vcm *v = &s->v[id];
     host *a = &s->h[v->host], *b = &s->h[to];
-    double mt = v->r.mem_mb * 8.0 / v->r.bw_mbps;
     a->used_mips -= v->r.mips;
     a->used_mem -= v->r.mem_mb;
     a->n_vcm--;
@@ -406,7 +412,6 @@ static uint64_t migrate(gmpd_ttsa *s, uint32_t id, uint32_t to, uint64_t now)
     note(s, now, "migrate", 0, id, v->host, to);
     v->host = to;
     s->st.migrations++;
-    return (uint64_t)(mt * NS);
 }
 
 static bool power(gmpd_ttsa *s, uint32_t hid, bool on, uint64_t now)
@@ -565,13 +570,10 @@ static uint32_t scale_up(gmpd_ttsa *s, const task *t, uint64_t beat,
             if (n <= 0)
                 continue;
             cand = true;
-            double mt_max = 0;
-            for (int i = 0; i < n; i++) {
-                const vcm *v = &s->v[moves[i][0]];
-                double mt = v->r.mem_mb * 8.0 / v->r.bw_mbps * NS;
-                mt_max = mt > mt_max ? mt : mt_max;
-            }
-            uint64_t ready = now + (uint64_t)mt_max + ct;   /* eq. 13 */
+            uint64_t mt_max = 0;
+            for (int i = 0; i < n; i++)
+                mt_max = max64(mt_max, mt_ns(&s->v[moves[i][0]]));
+            uint64_t ready = now + mt_max + ct;   /* eq. 13 */
             if (new_finish(t, r, ready) > t->d &&
                 new_finish(t, r, ready) >= beat)
                 continue;

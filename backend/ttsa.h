@@ -136,7 +136,8 @@ typedef struct gmpd_ttsa_vcm_info {
     uint32_t id, host;
     double mips, mem_mb, bw_mbps;
     bool busy;
-    uint64_t ready_ns;        /* creation / boot / migration done */
+    uint64_t ready_ns;        /* creation (and its server's boot) done;
+                                 live migration does not delay it */
     uint32_t queued;          /* tasks bound (queue) or planned (window) */
 } gmpd_ttsa_vcm_info;
 
