@@ -25,8 +25,15 @@ typedef struct cfg {
 
 typedef struct result {
     double ct_ms, miss, cpu, thr, band, hosts, cost, wall_s;
+    double call_us, call_max_ms;   /* wall time per core call: mean, max */
     uint64_t up1, up2, up3, migr;
 } result;
+
+/* Wall time spent inside the core's submit/finish/tick calls. */
+typedef struct timing {
+    double sum_s, max_s;
+    uint64_t calls;
+} timing;
 
 /* ---- deterministic RNG (splitmix64) ---- */
 static uint64_t rng_next(uint64_t *s)
@@ -107,6 +114,14 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+static void timed(timing *tm, double t0)
+{
+    double dt = now_s() - t0;
+    tm->sum_s += dt;
+    tm->max_s = dt > tm->max_s ? dt : tm->max_s;
+    tm->calls++;
+}
+
 /* One run of one variant over the task trace made from c->seed. */
 static int run(const cfg *c, gmpd_ttsa_variant var, result *r)
 {
@@ -131,6 +146,7 @@ static int run(const cfg *c, gmpd_ttsa_variant var, result *r)
     double next_arr = 0;
     uint64_t last_progress = 0;
     gmpd_ttsa_stats st;
+    timing tm = {0};
     for (;;) {
         gmpd_ttsa_get_stats(s, t_arr, &st);
         if (sent == c->tasks && st.finished + st.dropped >= c->tasks)
@@ -143,19 +159,25 @@ static int run(const cfg *c, gmpd_ttsa_variant var, result *r)
                     gmpd_ttsa_variant_name(var));
             break;
         }
+        double t0 = now_s();
         if (tc <= ta && tc <= tt) {
             ev e = heap_pop(&h);
+            t0 = now_s();
             gmpd_ttsa_finish(s, e.id, e.t);
+            timed(&tm, t0);
             t_arr = last_progress = e.t;
         } else if (tt < ta) {
             gmpd_ttsa_tick(s, tt);
+            timed(&tm, t0);
             t_arr = tt;
         } else {
             double len = c->len_lo + (c->len_hi - c->len_lo) * rng_u01(&rng);
             double slack =
                 c->slack_lo + (c->slack_hi - c->slack_lo) * rng_u01(&rng);
             uint64_t d = ta + (uint64_t)(len / 1000.0 * slack * S_);
+            t0 = now_s();
             gmpd_ttsa_submit(s, sent + 1, len, d, ta);
+            timed(&tm, t0);
             sent++;
             t_arr = last_progress = ta;
             /* Poisson arrivals: exponential gaps with the mean interval */
@@ -173,6 +195,8 @@ static int run(const cfg *c, gmpd_ttsa_variant var, result *r)
         .cost = st.plans ? (double)st.planned / st.plans : 0,
         .up1 = st.scale_up[0], .up2 = st.scale_up[1], .up3 = st.scale_up[2],
         .migr = st.migrations,
+        .call_us = tm.calls ? tm.sum_s / tm.calls * 1e6 : 0,
+        .call_max_ms = tm.max_s * 1e3,
     };
     r->wall_s = now_s() - w0;
     gmpd_ttsa_free(s);
@@ -182,17 +206,19 @@ static int run(const cfg *c, gmpd_ttsa_variant var, result *r)
 
 static const char csv_head[] =
     "x,variant,mean_ct_ms,miss_ratio,cpu_util,mean_thr_mbps,band_share,"
-    "mean_hosts,scaleup1,scaleup2,scaleup3,migrations,tasks_per_plan,wall_s\n";
+    "mean_hosts,scaleup1,scaleup2,scaleup3,migrations,tasks_per_plan,wall_s,"
+    "us_per_call,max_call_ms\n";
 
 static void csv_row(FILE *f, double x, gmpd_ttsa_variant v, const result *r)
 {
     fprintf(f,
             "%g,%s,%.1f,%.4f,%.4f,%.1f,%.4f,%.2f,%llu,%llu,%llu,%llu,%.2f,"
-            "%.2f\n",
+            "%.2f,%.1f,%.2f\n",
             x, gmpd_ttsa_variant_name(v), r->ct_ms, r->miss, r->cpu, r->thr,
             r->band, r->hosts, (unsigned long long)r->up1,
             (unsigned long long)r->up2, (unsigned long long)r->up3,
-            (unsigned long long)r->migr, r->cost, r->wall_s);
+            (unsigned long long)r->migr, r->cost, r->wall_s, r->call_us,
+            r->call_max_ms);
     fflush(f);
 }
 
