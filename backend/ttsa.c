@@ -506,18 +506,22 @@ static int step2_trial(const gmpd_ttsa *s, uint32_t k, const gmpd_ttsa_res *r,
     return n;
 }
 
+/* A server still booting with room for another VCM of the smallest
+ * type: new work can wait for it rather than boot one more. */
 static bool host_booting(const gmpd_ttsa *s, uint64_t now)
 {
     for (uint32_t k = 1; k <= s->n_host; k++)
-        if (s->h[k].on && s->h[k].ready_at > now)
+        if (s->h[k].on && s->h[k].ready_at > now &&
+            host_fits(&s->h[k], &s->p.types[0]))
             return true;
     return false;
 }
 
 /* Step 3: power on the first server that is off and make a VCM there,
- * ready after its boot and ct.  One boot at a time: tasks arriving
- * meanwhile get VCMs on the booting server through step 1.  `tid` is the
- * task it is for (0: none, for the decision log). */
+ * ready after its boot and ct.  While a booting server still has room,
+ * tasks arriving meanwhile get VCMs there through step 1 instead; once it
+ * is full, a backlog may boot the next one at the same time.  `tid` is
+ * the task it is for (0: none, for the decision log). */
 static uint32_t step3(gmpd_ttsa *s, uint64_t tid, uint64_t now)
 {
     if (host_booting(s, now))

@@ -189,6 +189,12 @@ static void two_types(gmpd_ttsa_params *p)
     p->types[1] = (gmpd_ttsa_res){500, 128, 1000};
 }
 
+static void one_type(gmpd_ttsa_params *p)
+{
+    p->n_types = 1;
+    p->types[0] = (gmpd_ttsa_res){1000, 256, 1000};
+}
+
 /* Hosts of 2500 MIPS: h1 = 1000 + 500 + 500, h2 = 1000 + 1000, so 500
  * MIPS are free on each and a 1000-MIPS VCM fits nowhere.  Every VCM is
  * busy until 3 s.  Host 3 is off. */
@@ -299,6 +305,26 @@ static void test_scaleup_step2_not_to_booting(void **state)
     gmpd_ttsa_stats st = stats(s, 0);
     assert_int_equal(st.migrations, 0);
     assert_int_equal(st.scale_up[1], 0);
+    gmpd_ttsa_free(s);
+}
+
+/* Step 3 waits for a booting server only while that server has room for
+ * another VCM: h2 takes one VCM, so once it is taken a backlog may boot
+ * h3 at the same time. */
+static void test_scaleup_step3_parallel(void **state)
+{
+    (void)state;
+    gmpd_ttsa *s = mk(GMPD_NMTTSA, one_type);
+    vcm(s, host(s, 1000, 1000, true), 0);
+    host(s, 1000, 1000, false);
+    host(s, 1000, 1000, false);
+    gmpd_ttsa_submit(s, 1, 100000, 1000 * S_, 0);   /* V1 busy 100 s */
+    gmpd_ttsa_submit(s, 2, 1000, 22 * S_, 0);   /* 21 + 1 s on h2 */
+    assert_int_equal(stats(s, 0).hosts_on, 2);
+    gmpd_ttsa_submit(s, 3, 1000, 22 * S_, 0);
+    gmpd_ttsa_stats st = stats(s, 0);
+    assert_int_equal(st.hosts_on, 3);
+    assert_int_equal(st.scale_up[2], 2);
     gmpd_ttsa_free(s);
 }
 
@@ -413,12 +439,6 @@ static void test_band(void **state)
     st = stats(s, 2 * S_ + 2);
     assert_true(st.vcms_stopped >= 9);
     gmpd_ttsa_free(s);
-}
-
-static void one_type(gmpd_ttsa_params *p)
-{
-    p->n_types = 1;
-    p->types[0] = (gmpd_ttsa_res){1000, 256, 1000};
 }
 
 /* Defect 1: tasks that miss wherever they go are planned last, but they
@@ -630,6 +650,7 @@ int main(void)
         cmocka_unit_test(test_scaleup_step1),
         cmocka_unit_test(test_scaleup_step2),
         cmocka_unit_test(test_scaleup_step3),
+        cmocka_unit_test(test_scaleup_step3_parallel),
         cmocka_unit_test(test_scaleup_step2_needs_start),
         cmocka_unit_test(test_scaleup_step2_not_to_booting),
         cmocka_unit_test(test_consolidation),
