@@ -1,11 +1,21 @@
 /* TTSA core (R8-R13).  See ttsa.h for the interface and
  * docs/scheduling.md for how each equation of the paper maps here.
  *
- * Cost: one scheduling decision (an arrival, a completion or a tick) is
- * O(log W) to find the task's slot in the EDF-sorted window, one memmove
- * of the pointers behind it, and a re-plan of at most `horizon` tasks over
- * the V VCMs: O(min(W, horizon) * V).  With the defaults (horizon 256,
- * at most 256 VCMs) that bound holds however large the window W grows. */
+ * Cost of one scheduling decision (an arrival, a completion or a tick),
+ * with W waiting tasks, n = min(W, horizon) of them re-planned, V live
+ * VCMs, H servers, T VCM types:
+ *  - O(log W) to find the task's slot in the EDF window plus one memmove
+ *    of the pointers behind it;
+ *  - the pass: each of the n tasks scans the V live VCMs a bounded number
+ *    of times (twice, four times for a task that misses) and, when none
+ *    meets its deadline inside the band, tries ScaleUp: step 1 and 3 are
+ *    O(T * H); step 2's trials (O(H * m * (V + H)) per type, m VCMs moved)
+ *    run once per type per pass and after each change to the pool, and
+ *    otherwise a cached earliest ready time rules step 2 out in O(T);
+ *  so O(log W + W + n * (V + T * H)) plus one step-2 sweep per VCM the
+ *  pass creates.  Defaults: horizon 256, V <= 256, H <= 64, T <= 4, so a
+ *  decision is bounded however long the window grows.  Measured with
+ *  gmpool-sim (docs/scheduling.md, "Cost per scheduling decision"). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,13 +72,21 @@ struct gmpd_ttsa {
     host h[GMPD_TTSA_MAX_HOSTS + 1];   /* 1-based */
     uint32_t n_host;
     vcm v[GMPD_TTSA_MAX_VCMS + 1];     /* 1-based */
+    uint32_t live[GMPD_TTSA_MAX_VCMS]; /* ids of used VCMs, ascending */
+    uint32_t n_vlive;
     task **win;                        /* EDF-sorted waiting tasks */
     uint32_t n_win;
     task **tab;                        /* id -> task, linear probing */
     uint32_t tab_mask, n_live;
     uint64_t last_acct, next_period;
     task **late;                       /* plan scratch, horizon long */
-    bool up_failed;                    /* ScaleUp found nothing this pass */
+    /* ScaleUp knowledge valid for one pass while the pool is unchanged
+     * (within a pass servers only get busier, so both stay true): */
+    bool up_failed;                    /* no step had room at all */
+    bool s2_known[GMPD_TTSA_MAX_TYPES];
+    uint64_t s2_ready[GMPD_TTSA_MAX_TYPES]; /* earliest a step-2 VCM of
+                                              the type could be ready,
+                                              UINT64_MAX: none */
     gmpd_ttsa_stats st;
     gmpd_ttsa_decision log[GMPD_TTSA_LOG];
     uint32_t log_pos, log_n;
@@ -321,10 +339,43 @@ static bool host_fits(const host *h, const gmpd_ttsa_res *r)
 
 static uint32_t vcm_slot(const gmpd_ttsa *s)
 {
+    if (s->n_vlive >= GMPD_TTSA_MAX_VCMS)
+        return 0;
     for (uint32_t i = 1; i <= GMPD_TTSA_MAX_VCMS; i++)
         if (!s->v[i].used)
             return i;
     return 0;
+}
+
+/* The live list keeps ascending ids so that every scan over it breaks
+ * ties the way a scan over all slots would (lowest id first). */
+static void live_add(gmpd_ttsa *s, uint32_t id)
+{
+    uint32_t j = s->n_vlive;
+    while (j > 0 && s->live[j - 1] > id) {
+        s->live[j] = s->live[j - 1];
+        j--;
+    }
+    s->live[j] = id;
+    s->n_vlive++;
+}
+
+static void live_del(gmpd_ttsa *s, uint32_t id)
+{
+    uint32_t j = 0;
+    while (s->live[j] != id)
+        j++;
+    memmove(&s->live[j], &s->live[j + 1],
+            (s->n_vlive - j - 1) * sizeof *s->live);
+    s->n_vlive--;
+}
+
+/* The pool changed (a VCM or server came or went, a VCM moved): what
+ * ScaleUp learnt earlier in this pass no longer holds. */
+static void pool_changed(gmpd_ttsa *s)
+{
+    s->up_failed = false;
+    memset(s->s2_known, 0, sizeof s->s2_known);
 }
 
 /* A free slot and the driver's consent to a VCM of type r on host hid:
@@ -351,6 +402,8 @@ static void vcm_commit(gmpd_ttsa *s, uint32_t id, uint32_t hid,
     h->used_mem += r->mem_mb;
     h->n_vcm++;
     s->st.vcms++;
+    live_add(s, id);
+    pool_changed(s);
 }
 
 static uint32_t create_vcm(gmpd_ttsa *s, uint32_t hid, const gmpd_ttsa_res *r,
@@ -372,6 +425,8 @@ static void stop_vcm(gmpd_ttsa *s, uint32_t id, uint64_t now)
     h->used_mem -= v->r.mem_mb;
     h->n_vcm--;
     v->used = false;
+    live_del(s, id);
+    pool_changed(s);
     s->st.vcms--;
     s->st.vcms_stopped++;
     note(s, now, "vcm-stop", 0, id, v->host, 0);
@@ -412,6 +467,7 @@ static void migrate(gmpd_ttsa *s, uint32_t id, uint32_t to, uint64_t now)
     note(s, now, "migrate", 0, id, v->host, to);
     v->host = to;
     s->st.migrations++;
+    pool_changed(s);
 }
 
 static bool power(gmpd_ttsa *s, uint32_t hid, bool on, uint64_t now)
@@ -422,6 +478,7 @@ static bool power(gmpd_ttsa *s, uint32_t hid, bool on, uint64_t now)
     h->on = on;
     h->ready_at = on ? now + s->p.host_boot_ns : 0;
     h->thr = h->pthr = h->busy_mips = h->parea = h->mean_thr = 0;
+    pool_changed(s);
     if (!on) {
         s->st.hosts_off++;
         s->st.hosts_on--;
@@ -461,12 +518,29 @@ static uint32_t step1_host(const gmpd_ttsa *s, const gmpd_ttsa_res *r)
     return best;
 }
 
+/* The smallest VCM on host k not yet moved, idle ones first on ties. */
+static uint32_t step2_pick(const gmpd_ttsa *s, uint32_t k, const bool *moved)
+{
+    uint32_t pick = 0;
+    for (uint32_t j = 0; j < s->n_vlive; j++) {
+        uint32_t i = s->live[j];
+        const vcm *v = &s->v[i], *p = &s->v[pick];
+        if (v->host != k || moved[i])
+            continue;
+        if (!pick || v->r.mips < p->r.mips ||
+            (v->r.mips == p->r.mips && !v->run && p->run))
+            pick = i;
+    }
+    return pick;
+}
+
 /* Step 2 trial: can moving VCMs (smallest first) off host k onto other
- * active hosts (best fit, band kept) free room for r?  Fills moves[] with
+ * booted hosts (best fit, band kept) free room for r?  Fills moves[] with
  * (vcm, destination) pairs; returns how many, or -1. */
-static int step2_trial(const gmpd_ttsa *s, uint32_t k, const gmpd_ttsa_res *r,
+static int step2_trial(gmpd_ttsa *s, uint32_t k, const gmpd_ttsa_res *r,
                        uint32_t moves[][2], uint64_t now)
 {
+    s->st.trials++;
     double fm[GMPD_TTSA_MAX_HOSTS + 1], fr[GMPD_TTSA_MAX_HOSTS + 1],
         ft[GMPD_TTSA_MAX_HOSTS + 1];
     for (uint32_t j = 1; j <= s->n_host; j++) {
@@ -477,13 +551,7 @@ static int step2_trial(const gmpd_ttsa *s, uint32_t k, const gmpd_ttsa_res *r,
     bool moved[GMPD_TTSA_MAX_VCMS + 1] = {false};
     int n = 0;
     while (fm[k] + 1e-9 < r->mips || fr[k] + 1e-9 < r->mem_mb) {
-        uint32_t pick = 0;   /* smallest VCM still on k, idle first */
-        for (uint32_t i = 1; i <= GMPD_TTSA_MAX_VCMS; i++)
-            if (s->v[i].used && s->v[i].host == k && !moved[i] &&
-                (!pick || s->v[i].r.mips < s->v[pick].r.mips ||
-                 (s->v[i].r.mips == s->v[pick].r.mips && !s->v[i].run &&
-                  s->v[pick].run)))
-                pick = i;
+        uint32_t pick = step2_pick(s, k, moved);
         if (!pick)
             return -1;
         const vcm *v = &s->v[pick];
@@ -504,6 +572,33 @@ static int step2_trial(const gmpd_ttsa *s, uint32_t k, const gmpd_ttsa_res *r,
         n++;
     }
     return n;
+}
+
+/* When a step-2 VCM of type r on host k would be ready (eq. 13: the
+ * slowest of the migrations, then ct), or UINT64_MAX when k cannot make
+ * room.  *n gets the number of moves (0: k has room already). */
+static uint64_t step2_ready(gmpd_ttsa *s, uint32_t k,
+                            const gmpd_ttsa_res *r, uint32_t moves[][2],
+                            int *n, uint64_t now)
+{
+    if (!host_up(&s->h[k], now))
+        return UINT64_MAX;
+    *n = step2_trial(s, k, r, moves, now);
+    if (*n <= 0)   /* no room, or room without moving: step 1's case */
+        return UINT64_MAX;
+    uint64_t mt_max = 0;
+    for (int i = 0; i < *n; i++)
+        mt_max = max64(mt_max, mt_ns(&s->v[moves[i][0]]));
+    return now + mt_max + s->p.vcm_create_ns;
+}
+
+/* Is a new VCM of type r ready at `ready` worth making for t: it meets
+ * the deadline, or at least finishes before `beat`? */
+static bool worth(const task *t, const gmpd_ttsa_res *r, uint64_t ready,
+                  uint64_t beat)
+{
+    uint64_t f = new_finish(t, r, ready);
+    return f <= t->d || f < beat;
 }
 
 /* A server still booting with room for another VCM of the smallest
@@ -540,22 +635,17 @@ static uint32_t step3(gmpd_ttsa *s, uint64_t tid, uint64_t now)
     return 0;
 }
 
-/* A new VCM for t that meets its deadline, or at least beats `beat` (the
- * earliest finish among existing VCMs) — steps 1, 2 (with migration), 3
- * in that order.  Returns its id or 0. */
-static uint32_t scale_up(gmpd_ttsa *s, const task *t, uint64_t beat,
-                         uint64_t now)
+static uint32_t step1(gmpd_ttsa *s, const task *t, uint64_t beat,
+                      uint64_t now, bool *room)
 {
-    const uint64_t ct = s->p.vcm_create_ns;
-    bool cand = false;   /* some step had room, only this task's deadline
-                            ruled it out */
-    for (uint32_t ty = 0; ty < s->p.n_types; ty++) {   /* step 1 */
+    for (uint32_t ty = 0; ty < s->p.n_types; ty++) {
         const gmpd_ttsa_res *r = &s->p.types[ty];
         uint32_t k = step1_host(s, r);
-        uint64_t ready = k ? max64(now, s->h[k].ready_at) + ct : 0;
-        cand |= k != 0;
-        if (!k || (new_finish(t, r, ready) > t->d &&
-                   new_finish(t, r, ready) >= beat))
+        if (!k)
+            continue;
+        *room = true;
+        uint64_t ready = max64(now, s->h[k].ready_at) + s->p.vcm_create_ns;
+        if (!worth(t, r, ready, beat))
             continue;
         uint32_t id = create_vcm(s, k, r, ready);
         if (id) {
@@ -564,42 +654,98 @@ static uint32_t scale_up(gmpd_ttsa *s, const task *t, uint64_t beat,
             return id;
         }
     }
-    for (uint32_t ty = 0; migrating(s) && ty < s->p.n_types; ty++) {
-        const gmpd_ttsa_res *r = &s->p.types[ty];      /* step 2 */
-        for (uint32_t k = 1; k <= s->n_host; k++) {
-            uint32_t moves[GMPD_TTSA_MAX_VCMS][2];
-            if (!host_up(&s->h[k], now))
-                continue;
-            int n = step2_trial(s, k, r, moves, now);
-            if (n <= 0)
-                continue;
-            cand = true;
-            uint64_t mt_max = 0;
-            for (int i = 0; i < n; i++)
-                mt_max = max64(mt_max, mt_ns(&s->v[moves[i][0]]));
-            uint64_t ready = now + mt_max + ct;   /* eq. 13 */
-            if (new_finish(t, r, ready) > t->d &&
-                new_finish(t, r, ready) >= beat)
-                continue;
-            /* slot and consent first: never move VCMs for nothing */
-            uint32_t id = vcm_begin(s, k, r);
-            if (!id)
-                continue;
-            for (int i = 0; i < n; i++)
-                migrate(s, moves[i][0], moves[i][1], now);
-            vcm_commit(s, id, k, r, ready);
-            s->st.scale_up[1]++;
-            note(s, now, "scaleup-2", t->id, id, k, 0);
-            return id;
-        }
+    return 0;
+}
+
+/* Step 2 for type ty: the first server (by id) where moving VCMs away
+ * frees room for a VCM worth making for t.  Failing that, records the
+ * earliest ready time any server offers, so that the rest of the pass
+ * skips step 2 for the tasks it cannot help (without this, each waiting
+ * task of a backlog re-ran every trial). */
+static uint32_t step2_type(gmpd_ttsa *s, const task *t, unsigned ty,
+                           uint64_t beat, uint64_t now, bool *room)
+{
+    const gmpd_ttsa_res *r = &s->p.types[ty];
+    uint64_t best = UINT64_MAX;
+    for (uint32_t k = 1; k <= s->n_host; k++) {
+        uint32_t moves[GMPD_TTSA_MAX_VCMS][2];
+        int n = 0;
+        uint64_t ready = step2_ready(s, k, r, moves, &n, now);
+        if (ready == UINT64_MAX)
+            continue;
+        *room = true;
+        best = ready < best ? ready : best;
+        if (!worth(t, r, ready, beat))
+            continue;
+        /* slot and consent first: never move VCMs for nothing */
+        uint32_t id = vcm_begin(s, k, r);
+        if (!id)
+            continue;
+        for (int i = 0; i < n; i++)
+            migrate(s, moves[i][0], moves[i][1], now);
+        vcm_commit(s, id, k, r, ready);
+        s->st.scale_up[1]++;
+        note(s, now, "scaleup-2", t->id, id, k, 0);
+        return id;
     }
-    uint32_t id = step3(s, t->id, now);
+    s->s2_known[ty] = true;
+    s->s2_ready[ty] = best;
+    return 0;
+}
+
+static uint32_t step2(gmpd_ttsa *s, const task *t, uint64_t beat,
+                      uint64_t now, bool *room)
+{
+    if (!migrating(s) || s->n_vlive >= GMPD_TTSA_MAX_VCMS)
+        return 0;
+    for (uint32_t ty = 0; ty < s->p.n_types; ty++) {
+        uint64_t known = s->s2_ready[ty];
+        if (s->s2_known[ty]) {
+            *room |= known != UINT64_MAX;
+            if (known == UINT64_MAX ||
+                !worth(t, &s->p.types[ty], known, beat))
+                continue;
+        }
+        uint32_t id = step2_type(s, t, ty, beat, now, room);
+        if (id)
+            return id;
+    }
+    return 0;
+}
+
+/* A new VCM for t that meets its deadline, or at least beats `beat` (the
+ * earliest finish among existing VCMs) — steps 1, 2 (with migration), 3
+ * in that order.  Returns its id or 0. */
+static uint32_t scale_up(gmpd_ttsa *s, const task *t, uint64_t beat,
+                         uint64_t now)
+{
+    bool room = false;   /* some step had room; only t's deadline and
+                            `beat` ruled it out */
+    uint32_t id = step1(s, t, beat, now, &room);
     if (!id)
-        s->up_failed = !cand;
+        id = step2(s, t, beat, now, &room);
+    if (!id)
+        id = step3(s, t->id, now);
+    if (!id && !room)
+        s->up_failed = true;
     return id;
 }
 
 /* ---- TTSA placement (R10) ---- */
+
+/* A placement pass starts: each VCM's ready time after its running and
+ * bound tasks (eq. 11), the servers' planned throughput from the live
+ * one, and nothing ScaleUp learnt in an earlier pass. */
+static void pass_begin(gmpd_ttsa *s, uint64_t now)
+{
+    for (uint32_t j = 0; j < s->n_vlive; j++) {
+        vcm *v = &s->v[s->live[j]];
+        v->rt = max64(vcm_free_at(v, now), v->qready);
+    }
+    for (uint32_t k = 1; k <= s->n_host; k++)
+        s->h[k].pthr = s->h[k].thr;
+    pool_changed(s);
+}
 
 /* The VCM for t given each VCM's rt: among those that meet the deadline
  * on servers that stay inside the band, the one on the server with the
@@ -613,10 +759,9 @@ static uint32_t choose(const gmpd_ttsa *s, const task *t, uint64_t now,
     uint64_t best_fin = 0;
     *earliest = UINT64_MAX;
     *efin_vcm = 0;
-    for (uint32_t i = 1; i <= GMPD_TTSA_MAX_VCMS; i++) {
+    for (uint32_t j = 0; j < s->n_vlive; j++) {
+        uint32_t i = s->live[j];
         const vcm *v = &s->v[i];
-        if (!v->used)
-            continue;
         uint64_t st = max64(v->rt, t->a);             /* eq. 10 */
         uint64_t fin = st + tct_ns(v, t->len);        /* eq. 2 */
         if (fin < *earliest)
@@ -677,17 +822,12 @@ static void assign(gmpd_ttsa *s, task *t, uint32_t id, uint64_t now)
 static void plan(gmpd_ttsa *s, uint64_t now)
 {
     s->st.plans++;
-    s->up_failed = false;
-    for (uint32_t i = 1; i <= GMPD_TTSA_MAX_VCMS; i++) {
-        vcm *v = &s->v[i];
-        if (!v->used)
-            continue;
-        v->rt = max64(vcm_free_at(v, now), v->qready);   /* after bound */
+    pass_begin(s, now);
+    for (uint32_t j = 0; j < s->n_vlive; j++) {
+        vcm *v = &s->v[s->live[j]];
         v->first = NULL;
         v->planned = v->nq;   /* bound tasks stay counted */
     }
-    for (uint32_t k = 1; k <= s->n_host; k++)
-        s->h[k].pthr = s->h[k].thr;
     uint32_t n = s->n_win < s->p.horizon ? s->n_win : s->p.horizon;
     uint32_t n_late = 0;
     for (uint32_t i = 0; i < n; i++) {
@@ -710,9 +850,10 @@ static void plan(gmpd_ttsa *s, uint64_t now)
         assign(s, s->late[i], decide(s, s->late[i], now), now);
     s->st.planned += n;
     /* Step 6: dispatch each idle VCM's first planned task. */
-    for (uint32_t i = 1; i <= GMPD_TTSA_MAX_VCMS; i++) {
+    for (uint32_t j = 0; j < s->n_vlive; j++) {
+        uint32_t i = s->live[j];
         vcm *v = &s->v[i];
-        if (!v->used || v->run || !v->first || v->first->st > now)
+        if (v->run || !v->first || v->first->st > now)
             continue;
         task *t = v->first;
         uint32_t w = 0;   /* unlink from the window (keeps EDF order) */
@@ -776,14 +917,7 @@ static void requeue(gmpd_ttsa *s, uint32_t id, uint64_t now)
 
 static uint32_t bind(gmpd_ttsa *s, task *t, uint64_t now)
 {
-    for (uint32_t i = 1; i <= GMPD_TTSA_MAX_VCMS; i++) {
-        vcm *v = &s->v[i];
-        if (v->used)
-            v->rt = max64(vcm_free_at(v, now), v->qready);
-    }
-    for (uint32_t k = 1; k <= s->n_host; k++)
-        s->h[k].pthr = s->h[k].thr;
-    s->up_failed = false;
+    pass_begin(s, now);
     uint32_t id = decide(s, t, now);
     if (!id)
         return 0;
@@ -1024,14 +1158,15 @@ static bool consolidate(gmpd_ttsa *s, uint32_t src, const uint32_t *dst,
         fr[j] = s->h[j].spec.mem_mb - s->h[j].used_mem;
         ft[j] = s->p.band_hi * s->h[j].spec.bw_mbps - load[j];
     }
-    for (uint32_t i = 1; i <= GMPD_TTSA_MAX_VCMS; i++) {
+    for (uint32_t j = 0; j < s->n_vlive; j++) {
+        uint32_t i = s->live[j];
         const vcm *v = &s->v[i];
-        if (!v->used || v->host != src)
+        if (v->host != src)
             continue;
         double rate = v->run ? vcm_rate(s, &v->r) : 0;
         uint32_t to = 0;
-        for (uint32_t j = 0; j < n_dst && !to; j++) {
-            uint32_t k = dst[j];
+        for (uint32_t d = 0; d < n_dst && !to; d++) {
+            uint32_t k = dst[d];
             if (k != src && host_up(&s->h[k], now) &&
                 fm[k] + 1e-9 >= v->r.mips && fr[k] + 1e-9 >= v->r.mem_mb &&
                 ft[k] + 1e-9 >= rate)
@@ -1069,10 +1204,12 @@ static void scale_down(gmpd_ttsa *s, uint64_t now)
         if (!h->on || h->ready_at > now ||
             h->mean_thr >= s->p.band_lo * h->spec.bw_mbps)
             continue;
-        for (uint32_t i = 1; i <= GMPD_TTSA_MAX_VCMS; i++)
+        for (uint32_t j = s->n_vlive; j-- > 0;) {   /* stop_vcm shrinks it */
+            uint32_t i = s->live[j];
             if (s->v[i].host == k && vcm_idle(s, &s->v[i], now) &&
                 s->st.vcms > s->p.min_vcms)
                 stop_vcm(s, i, now);
+        }
         if (h->n_vcm == 0 && hosts_on(s) > 1)
             power(s, k, false, now);
     }
@@ -1121,9 +1258,8 @@ void gmpd_ttsa_tick(gmpd_ttsa *s, uint64_t now)
     }
     if (rolling(s) || s->n_win)
         plan(s, now);
-    for (uint32_t i = 1; i <= GMPD_TTSA_MAX_VCMS; i++)
-        if (s->v[i].used)
-            queue_start(s, i, now);
+    for (uint32_t j = 0; j < s->n_vlive; j++)
+        queue_start(s, s->live[j], now);
 }
 
 uint64_t gmpd_ttsa_next_tick(const gmpd_ttsa *s)
@@ -1131,9 +1267,9 @@ uint64_t gmpd_ttsa_next_tick(const gmpd_ttsa *s)
     if (!s)
         return UINT64_MAX;
     uint64_t t = s->next_period;
-    for (uint32_t i = 1; i <= GMPD_TTSA_MAX_VCMS; i++) {
-        const vcm *v = &s->v[i];
-        if (v->used && v->ready_at > s->last_acct && v->ready_at < t &&
+    for (uint32_t j = 0; j < s->n_vlive; j++) {
+        const vcm *v = &s->v[s->live[j]];
+        if (v->ready_at > s->last_acct && v->ready_at < t &&
             (v->qhead || s->n_win))
             t = v->ready_at;
     }

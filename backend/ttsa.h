@@ -121,6 +121,7 @@ typedef struct gmpd_ttsa_stats {
     uint64_t scale_up[3];     /* ScaleUp successes by step 1..3 */
     uint64_t vcms_stopped, hosts_off, migrations, consolidations;
     uint64_t plans, planned;  /* re-schedules, tasks examined by them */
+    uint64_t trials;          /* ScaleUp step-2 trials run (their cost) */
     uint32_t hosts_on, vcms, window;
 } gmpd_ttsa_stats;
 

@@ -328,6 +328,27 @@ static void test_scaleup_step3_parallel(void **state)
     gmpd_ttsa_free(s);
 }
 
+/* Defect 2: the cost of a pass.  A backlog of 40 tasks that all miss
+ * (due in 0.5 s, ct is 1 s) is re-planned at every arrival: step 2's
+ * trials (every server, every type) run once per type per pass and after
+ * each VCM made, not again for each waiting task. */
+static void test_scaleup_cost(void **state)
+{
+    (void)state;
+    gmpd_ttsa *s = scaleup_pool(GMPD_TTSA, 2500);
+    gmpd_ttsa_stats st0 = stats(s, 0);
+    for (uint64_t id = 10; id < 50; id++)
+        gmpd_ttsa_submit(s, id, 1000, S_ / 2, 0);
+    gmpd_ttsa_stats st = stats(s, 0);
+    uint64_t plans = st.plans - st0.plans;
+    uint64_t made = st.scale_up[0] + st.scale_up[1] + st.scale_up[2];
+    assert_int_equal(plans, 40);
+    assert_true(st.planned - st0.planned > 500);   /* a real backlog */
+    /* 2 types x 2 servers up, per pass and per VCM made */
+    assert_true(st.trials - st0.trials <= (plans + made) * 2 * 2);
+    gmpd_ttsa_free(s);
+}
+
 static void long_grace(gmpd_ttsa_params *p)
 {
     p->idle_grace_ns = 1000 * S_;   /* no VCM is shut: only step 2 */
@@ -651,6 +672,7 @@ int main(void)
         cmocka_unit_test(test_scaleup_step2),
         cmocka_unit_test(test_scaleup_step3),
         cmocka_unit_test(test_scaleup_step3_parallel),
+        cmocka_unit_test(test_scaleup_cost),
         cmocka_unit_test(test_scaleup_step2_needs_start),
         cmocka_unit_test(test_scaleup_step2_not_to_booting),
         cmocka_unit_test(test_consolidation),
