@@ -19,6 +19,7 @@ typedef struct cfg {
     double interval_ms;
     uint64_t seed;
     unsigned hosts, hosts_on, vcms_per_host;
+    unsigned window;             /* the core's max_window, 0 = default */
     double len_lo, len_hi;       /* task length, MI, uniform */
     double slack_lo, slack_hi;   /* deadline = a + l/1000 * U(slack) s */
 } cfg;
@@ -27,6 +28,7 @@ typedef struct result {
     double ct_ms, miss, cpu, thr, band, hosts, cost, wall_s;
     double call_us, call_max_ms;   /* wall time per core call: mean, max */
     uint64_t up1, up2, up3, migr;
+    uint64_t dropped;              /* refused at submit or dropped */
 } result;
 
 /* Wall time spent inside the core's submit/finish/tick calls. */
@@ -130,6 +132,8 @@ static int run(const cfg *c, gmpd_ttsa_variant var, result *r)
     gmpd_ttsa_params p;
     gmpd_ttsa_defaults(&p);
     p.variant = var;
+    if (c->window)
+        p.max_window = c->window;
     gmpd_ttsa_ops ops = {.task_start = on_start};
     gmpd_ttsa *s = gmpd_ttsa_new(&p, &ops, &h);
     if (!s)
@@ -142,14 +146,14 @@ static int run(const cfg *c, gmpd_ttsa_variant var, result *r)
         for (unsigned i = 0; i < c->vcms_per_host; i++)
             gmpd_ttsa_add_vcm(s, k + 1, 0, 0);
     uint64_t rng = c->seed, t_arr = 0;
-    unsigned sent = 0;
+    unsigned sent = 0, refused = 0;
     double next_arr = 0;
     uint64_t last_progress = 0;
     gmpd_ttsa_stats st;
     timing tm = {0};
     for (;;) {
         gmpd_ttsa_get_stats(s, t_arr, &st);
-        if (sent == c->tasks && st.finished + st.dropped >= c->tasks)
+        if (sent == c->tasks && st.finished + st.dropped + refused >= c->tasks)
             break;
         uint64_t ta = sent < c->tasks ? (uint64_t)next_arr : UINT64_MAX;
         uint64_t tc = h.n ? h.a[0].t : UINT64_MAX;
@@ -176,7 +180,8 @@ static int run(const cfg *c, gmpd_ttsa_variant var, result *r)
                 c->slack_lo + (c->slack_hi - c->slack_lo) * rng_u01(&rng);
             uint64_t d = ta + (uint64_t)(len / 1000.0 * slack * S_);
             t0 = now_s();
-            gmpd_ttsa_submit(s, sent + 1, len, d, ta);
+            if (gmpd_ttsa_submit(s, sent + 1, len, d, ta) != 0)
+                refused++;   /* window full: the task is lost */
             timed(&tm, t0);
             sent++;
             t_arr = last_progress = ta;
@@ -195,6 +200,7 @@ static int run(const cfg *c, gmpd_ttsa_variant var, result *r)
         .cost = st.plans ? (double)st.planned / st.plans : 0,
         .up1 = st.scale_up[0], .up2 = st.scale_up[1], .up3 = st.scale_up[2],
         .migr = st.migrations,
+        .dropped = st.dropped + refused,
         .call_us = tm.calls ? tm.sum_s / tm.calls * 1e6 : 0,
         .call_max_ms = tm.max_s * 1e3,
     };
@@ -206,18 +212,19 @@ static int run(const cfg *c, gmpd_ttsa_variant var, result *r)
 
 static const char csv_head[] =
     "x,variant,mean_ct_ms,miss_ratio,cpu_util,mean_thr_mbps,band_share,"
-    "mean_hosts,scaleup1,scaleup2,scaleup3,migrations,tasks_per_plan,wall_s,"
-    "us_per_call,max_call_ms\n";
+    "mean_hosts,scaleup1,scaleup2,scaleup3,migrations,tasks_per_plan,dropped,"
+    "wall_s,us_per_call,max_call_ms\n";
 
 static void csv_row(FILE *f, double x, gmpd_ttsa_variant v, const result *r)
 {
     fprintf(f,
             "%g,%s,%.1f,%.4f,%.4f,%.1f,%.4f,%.2f,%llu,%llu,%llu,%llu,%.2f,"
-            "%.2f,%.1f,%.2f\n",
+            "%llu,%.2f,%.1f,%.2f\n",
             x, gmpd_ttsa_variant_name(v), r->ct_ms, r->miss, r->cpu, r->thr,
             r->band, r->hosts, (unsigned long long)r->up1,
             (unsigned long long)r->up2, (unsigned long long)r->up3,
-            (unsigned long long)r->migr, r->cost, r->wall_s, r->call_us,
+            (unsigned long long)r->migr, r->cost,
+            (unsigned long long)r->dropped, r->wall_s, r->call_us,
             r->call_max_ms);
     fflush(f);
 }
@@ -322,6 +329,9 @@ static const char usage[] =
     "  -e, --experiment E    count (5000..30000 tasks at -i), interval\n"
     "                        (60..300 ms at -n), or both; writes CSV to -o\n"
     "  -d, --slack LO,HI     deadline = a + l/1000 MIPS * U(LO,HI) (1.2,2.5)\n"
+    "  -w, --window N        tasks the core holds at most (default 32768);\n"
+    "                        submissions beyond are refused and reported\n"
+    "                        in the dropped column\n"
     "  -o, --out DIR         output directory (default sim-out)\n"
     "  -c, --charts          render PNG charts with gnuplot\n"
     "Without -e: one run per variant, CSV on stdout.\n";
@@ -338,11 +348,12 @@ int main(int argc, char **argv)
         {"tasks", 1, 0, 'n'},   {"interval", 1, 0, 'i'},
         {"seed", 1, 0, 's'},    {"variant", 1, 0, 'v'},
         {"experiment", 1, 0, 'e'}, {"out", 1, 0, 'o'},
-        {"charts", 0, 0, 'c'},  {"slack", 1, 0, 'd'},  {"help", 0, 0, 'h'},
+        {"charts", 0, 0, 'c'},  {"slack", 1, 0, 'd'},  {"window", 1, 0, 'w'},
+        {"help", 0, 0, 'h'},
         {0, 0, 0, 0}};
     int o;
     char *end;
-    while ((o = getopt_long(argc, argv, "n:i:s:v:e:d:o:ch", lo, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "n:i:s:v:e:d:w:o:ch", lo, NULL)) != -1) {
         switch (o) {
         case 'n': {
             unsigned long n = strtoul(optarg, &end, 10);
@@ -388,6 +399,13 @@ int main(int argc, char **argv)
                 c.slack_hi > 1e6)
                 goto bad;
             break;
+        case 'w': {
+            unsigned long n = strtoul(optarg, &end, 10);
+            if (*end || n == 0 || n > GMPD_TTSA_MAX_WINDOW)
+                goto bad;
+            c.window = (unsigned)n;
+            break;
+        }
         case 'o':
             dir = optarg;
             break;

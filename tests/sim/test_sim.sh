@@ -21,10 +21,22 @@ else
     bad "TTSA mean completion ($ttsa) < NRMTTSA ($nrm)"
 fi
 
-"$GMPOOL_SIM" -n 3000 -s 7 -v ttsa | cut -d, -f1-13 >"$work/b1"
-"$GMPOOL_SIM" -n 3000 -s 7 -v ttsa | cut -d, -f1-13 >"$work/b2"
+"$GMPOOL_SIM" -n 3000 -s 7 -v ttsa | cut -d, -f1-14 >"$work/b1"
+"$GMPOOL_SIM" -n 3000 -s 7 -v ttsa | cut -d, -f1-14 >"$work/b2"
 cmp -s "$work/b1" "$work/b2" && ok "same seed, same figures" ||
     bad "same seed, same figures"
+
+# A full window refuses tasks: they count as dropped and the run ends
+# (it used to wait for them until the stall guard, an hour later).
+"$GMPOOL_SIM" -n 3000 -i 1 -w 64 -v ttsa >"$work/w.csv" 2>"$work/w.err"
+rc=$?
+dropped=$(awk -F, '$2 == "TTSA" { print $14 }' "$work/w.csv")
+if [ $rc -eq 0 ] && [ "${dropped:-0}" -gt 0 ] && [ ! -s "$work/w.err" ]; then
+    ok "refused tasks reported as dropped ($dropped)"
+else
+    bad "refused tasks reported as dropped (rc $rc, '${dropped:-}')"
+    cat "$work/w.err"
+fi
 
 "$GMPOOL_SIM" -n 0 >/dev/null 2>&1
 [ $? -eq 2 ] && ok "bad -n exits 2" || bad "bad -n exits 2"
