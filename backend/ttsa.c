@@ -122,7 +122,11 @@ void gmpd_ttsa_defaults(gmpd_ttsa_params *p)
         .mb_per_mi = 0.1,
         .vcm_create_ns = 1000000000ull,
         .host_boot_ns = 20000000000ull,
-        .period_ns = 1000000000ull,
+        /* t_p: longer than the slowest migration of the default types
+         * (512 MB at 1 Gb/s, 4.1 s), so a period's moves are done before
+         * the next consolidation looks, and long enough that eq. 9
+         * averages over several tasks rather than one start or finish */
+        .period_ns = 10000000000ull,
         .idle_grace_ns = 5000000000ull,
         .horizon = 256,
         .max_window = 32768,

@@ -20,6 +20,7 @@ typedef struct cfg {
     uint64_t seed;
     unsigned hosts, hosts_on, vcms_per_host;
     unsigned window;             /* the core's max_window, 0 = default */
+    double period_s;             /* the core's t_p, 0 = default */
     double len_lo, len_hi;       /* task length, MI, uniform */
     double slack_lo, slack_hi;   /* deadline = a + l/1000 * U(slack) s */
 } cfg;
@@ -134,6 +135,8 @@ static int run(const cfg *c, gmpd_ttsa_variant var, result *r)
     p.variant = var;
     if (c->window)
         p.max_window = c->window;
+    if (c->period_s > 0)
+        p.period_ns = (uint64_t)(c->period_s * S_);
     gmpd_ttsa_ops ops = {.task_start = on_start};
     gmpd_ttsa *s = gmpd_ttsa_new(&p, &ops, &h);
     if (!s)
@@ -329,6 +332,8 @@ static const char usage[] =
     "  -e, --experiment E    count (5000..30000 tasks at -i), interval\n"
     "                        (60..300 ms at -n), or both; writes CSV to -o\n"
     "  -d, --slack LO,HI     deadline = a + l/1000 MIPS * U(LO,HI) (1.2,2.5)\n"
+    "  -p, --period S        refresh period t_p of eq. 9 and ScaleDown, s\n"
+    "                        (default 10)\n"
     "  -w, --window N        tasks the core holds at most (default 32768);\n"
     "                        submissions beyond are refused and reported\n"
     "                        in the dropped column\n"
@@ -349,11 +354,12 @@ int main(int argc, char **argv)
         {"seed", 1, 0, 's'},    {"variant", 1, 0, 'v'},
         {"experiment", 1, 0, 'e'}, {"out", 1, 0, 'o'},
         {"charts", 0, 0, 'c'},  {"slack", 1, 0, 'd'},  {"window", 1, 0, 'w'},
+        {"period", 1, 0, 'p'},
         {"help", 0, 0, 'h'},
         {0, 0, 0, 0}};
     int o;
     char *end;
-    while ((o = getopt_long(argc, argv, "n:i:s:v:e:d:w:o:ch", lo, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "n:i:s:v:e:d:w:p:o:ch", lo, NULL)) != -1) {
         switch (o) {
         case 'n': {
             unsigned long n = strtoul(optarg, &end, 10);
@@ -406,6 +412,11 @@ int main(int argc, char **argv)
             c.window = (unsigned)n;
             break;
         }
+        case 'p':
+            c.period_s = strtod(optarg, &end);
+            if (*end || !(c.period_s >= 0.001) || c.period_s > 1e6)
+                goto bad;
+            break;
         case 'o':
             dir = optarg;
             break;

@@ -59,6 +59,7 @@ static gmpd_ttsa *mk(gmpd_ttsa_variant v, void (*tweak)(gmpd_ttsa_params *))
     gmpd_ttsa_params p;
     gmpd_ttsa_defaults(&p);
     p.variant = v;
+    p.period_ns = S_;   /* the tests tick in seconds */
     if (tweak)
         tweak(&p);
     n_started = n_vcm_start = 0;
