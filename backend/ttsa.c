@@ -1113,10 +1113,11 @@ static void relieve(gmpd_ttsa *s, uint32_t k, uint64_t now)
     host *h = &s->h[k];
     double top = s->p.band_hi * h->spec.bw_mbps;
     double load = h->mean_thr < h->thr ? h->mean_thr : h->thr;
-    for (uint32_t i = 1; migrating(s) && load > top + 1e-9 &&
-                         i <= GMPD_TTSA_MAX_VCMS; i++) {
+    for (uint32_t j = 0; migrating(s) && load > top + 1e-9 &&
+                         j < s->n_vlive; j++) {
+        uint32_t i = s->live[j];
         const vcm *v = &s->v[i];
-        if (!v->used || v->host != k || !v->run)
+        if (v->host != k || !v->run)
             continue;
         uint32_t to = band_room(s, &v->r, k, now);
         if (!to)
