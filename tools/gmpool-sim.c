@@ -255,20 +255,24 @@ static int chart(const char *dir, const char *name, const char *xlabel)
         fprintf(f, "set output '%s/%s_%s.png'\nset xlabel '%s'\n"
                    "set ylabel '%s'\nplot ",
                 dir, name, m[i].metric, xlabel, m[i].label);
+        /* one variant's rows per line: filtering inside `using` leaves
+         * undefined points between them, which breaks the lines */
         for (int v = 0; v < 4; v++)
-            fprintf(f,
-                    "%s'%s/%s.csv' using (strcol(2) eq '%s' ? $1 : 1/0):%d with "
-                    "linespoints title '%s'",
-                    v ? ", " : "", dir, name,
-                    gmpd_ttsa_variant_name((gmpd_ttsa_variant)v), m[i].col,
-                    gmpd_ttsa_variant_name((gmpd_ttsa_variant)v));
+            fprintf(f, "%s'< grep ,%s, %s/%s.csv' using 1:%d with "
+                       "linespoints title '%s'",
+                    v ? ", " : "",
+                    gmpd_ttsa_variant_name((gmpd_ttsa_variant)v), dir, name,
+                    m[i].col, gmpd_ttsa_variant_name((gmpd_ttsa_variant)v));
         fprintf(f, "\n");
     }
     fclose(f);
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>&1", path);
     int rc = system(cmd);
-    return rc == 0 ? 0 : -1;
+    if (rc != 0)
+        return -1;   /* keep the script to look at */
+    remove(path);    /* rendered: only the CSV and PNGs stay in DIR */
+    return 0;
 }
 
 /* Runs each variant in mask at one x; rows go to stdout and, if given, f. */
