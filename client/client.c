@@ -173,11 +173,16 @@ GMP_API void gmp_client_close(gmp_client *c)
         if (o) {
             rt_submit(c->rt, o);
             op_free(o);
-            free(c->s);
+            csess_free(c->s);
         }
     }
     OPENSSL_cleanse(&c->cfg, sizeof c->cfg);
     free(c);
+}
+
+csess *gmp_client_sess(gmp_client *c)
+{
+    return c && c->s && c->gen == rt_generation() ? c->s : NULL;
 }
 
 /* ---- control requests ---- */

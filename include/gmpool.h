@@ -251,8 +251,13 @@ typedef struct gmp_token_info {
 } gmp_token_info;
 
 GMP_API int gmp_token_get_info(gmp_client *c, gmp_token_info *info);
+/* The client keeps the PIN of a successful login (wiped at logout and
+ * close) and repeats the login when it reconnects to a restarted daemon;
+ * if that fails (PIN changed or locked) the client is logged out. */
 GMP_API int gmp_login(gmp_client *c, const void *pin, size_t len);
 GMP_API int gmp_logout(gmp_client *c);
+/* 1 while logged in (no round trip), else 0. */
+GMP_API int gmp_logged_in(gmp_client *c);
 GMP_API int gmp_set_pin(gmp_client *c, const void *old_pin, size_t old_len,
                         const void *new_pin, size_t new_len);
 

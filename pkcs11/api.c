@@ -23,17 +23,22 @@ static void pad(CK_UTF8CHAR *dst, size_t n, const char *src)
 CK_RV C_Initialize(CK_VOID_PTR args)
 {
     /* pReserved is ignored: NSS passes its module parameters there */
-    return p11_initialize(args);
+    p11_init_lock();
+    CK_RV rv = p11_initialize(args);
+    p11_init_unlock();
+    return rv;
 }
 
 CK_RV C_Finalize(CK_VOID_PTR reserved)
 {
     if (reserved)
         return CKR_ARGUMENTS_BAD;
-    if (!p11_is_init())
-        return CKR_CRYPTOKI_NOT_INITIALIZED;
-    p11_finalize();
-    return CKR_OK;
+    p11_init_lock();
+    CK_RV rv = p11_is_init() ? CKR_OK : CKR_CRYPTOKI_NOT_INITIALIZED;
+    if (!rv)
+        p11_finalize();
+    p11_init_unlock();
+    return rv;
 }
 
 CK_RV C_GetInfo(CK_INFO_PTR info)
@@ -290,8 +295,6 @@ CK_RV C_Login(CK_SESSION_HANDLE h, CK_USER_TYPE user,
         rv = CKR_USER_ALREADY_LOGGED_IN;
     else
         rv = pin_status(gmp_login(s->slot->cli, pin, len));
-    if (!rv)
-        p11_set_logged_in(s->slot, true);
     p11_session_put(s);
     return rv;
 }
@@ -306,8 +309,6 @@ CK_RV C_Logout(CK_SESSION_HANDLE h)
         rv = CKR_USER_NOT_LOGGED_IN;
     else
         rv = p11_from_gmp(gmp_logout(s->slot->cli));
-    if (!rv)
-        p11_set_logged_in(s->slot, false);
     p11_session_put(s);
     return rv;
 }

@@ -171,27 +171,37 @@ $USER -O >/dev/null 2>&1 && ok "the right PIN after a wrong one" ||
 # ---- p11-kit: the module registered by a .module file ----
 # p11-kit ignores user configuration when run as root, so as root it runs
 # as nobody, reaching the daemon over TCP with a tenant of its own.
-mods="$work/p11home/.config/pkcs11/modules"
-mkdir -p "$mods"
-printf 'module: %s\n' "$M" >"$mods/gmpool.module"
-if [ "$(id -u)" -eq 0 ]; then
-    ctl -o "$work/p11kit.cred" tenant add p11kit >/dev/null
-    chown -R nobody "$work/p11home" "$work/p11kit.cred"
-    chmod 755 "$work"
-    out=$(setpriv --reuid=nobody --regid=nogroup --clear-groups \
-        env HOME="$work/p11home" GMPOOL_CREDENTIALS="$work/p11kit.cred" \
-        GMPOOL_SERVER="tcp:127.0.0.1:$port" "$T" p11-kit list-modules 2>&1)
-    rc=$?
-    label=p11kit
+p11kit_list() {
+    mods="$work/p11home/.config/pkcs11/modules"
+    mkdir -p "$mods"
+    printf 'module: %s\n' "$M" >"$mods/gmpool.module"
+    if [ "$(id -u)" -eq 0 ]; then
+        ctl -o "$work/p11kit.cred" tenant add p11kit >/dev/null
+        chown -R nobody "$work/p11home" "$work/p11kit.cred"
+        chmod 755 "$work"
+        out=$(setpriv --reuid=nobody --regid=nogroup --clear-groups \
+            env HOME="$work/p11home" GMPOOL_CREDENTIALS="$work/p11kit.cred" \
+            GMPOOL_SERVER="tcp:127.0.0.1:$port" "$T" p11-kit list-modules 2>&1)
+        rc=$?
+        label=p11kit
+    else
+        out=$(HOME="$work/p11home" $T p11-kit list-modules 2>&1)
+        rc=$?
+        label=default
+    fi
+    case $out in
+    *"gmpool: $M"*"token: $label"*"manufacturer: gmpool"*) ok "p11-kit list-modules shows the module and its token" ;;
+    *) bad "p11-kit list-modules (exit $rc): $out" ;;
+    esac
+}
+# Under the ASan runtime p11-kit itself hangs at exit (libp11-kit's
+# destructor waits on glibc's setlocale lock, with or without gmpool's
+# module), so that check is made by the plain build only.
+if [ -n "${GMPOOL_ASAN_PRELOAD:-}" ]; then
+    echo "ok - p11-kit list-modules # SKIP hangs under ASan; checked in the plain build"
 else
-    out=$(HOME="$work/p11home" $T p11-kit list-modules 2>&1)
-    rc=$?
-    label=default
+    p11kit_list
 fi
-case $out in
-*"gmpool: $M"*"token: $label"*"manufacturer: gmpool"*) ok "p11-kit list-modules shows the module and its token" ;;
-*) bad "p11-kit list-modules (exit $rc): $out" ;;
-esac
 
 # ---- NSS ----
 db="sql:$work/nssdb"
