@@ -6,11 +6,12 @@
 # (the module registered through a .module file) and NSS (modutil -add
 # into a fresh database, modutil -list, certutil -U).
 #
-# Needs GMPOOLD, GMPOOLCTL and GMPOOL_PKCS11_MODULE.  GMPOOL_ASAN_PRELOAD,
+# Also runs examples/pkcs11_sm4.  Needs GMPOOLD, GMPOOLCTL,
+# GMPOOL_PKCS11_MODULE and GMPOOL_PKCS11_EXAMPLE.  GMPOOL_ASAN_PRELOAD,
 # when set (sanitizer builds), is preloaded into the tools so that they
 # can load an instrumented module.
 set -u
-: "${GMPOOLD:?}" "${GMPOOLCTL:?}" "${GMPOOL_PKCS11_MODULE:?}"
+: "${GMPOOLD:?}" "${GMPOOLCTL:?}" "${GMPOOL_PKCS11_MODULE:?}" "${GMPOOL_PKCS11_EXAMPLE:?}"
 . "$(dirname "$0")/lib.sh"
 
 for tool in pkcs11-tool p11-kit modutil certutil openssl xxd; do
@@ -167,6 +168,14 @@ echo "$out" | grep -q CKR_PIN_INCORRECT && ok "a wrong PIN is CKR_PIN_INCORRECT"
     bad "a wrong PIN: $out"
 $USER -O >/dev/null 2>&1 && ok "the right PIN after a wrong one" ||
     bad "the right PIN after a wrong one"
+
+# ---- the example program ----
+out=$($T "$GMPOOL_PKCS11_EXAMPLE" "$M" 4321 "$f/big" 2>&1)
+want=$(openssl dgst -sm3 -r "$f/big" | cut -d' ' -f1)
+case $out in
+*"decrypted back"*"SM3: $want"*) ok "examples/pkcs11_sm4 round trip and SM3" ;;
+*) bad "examples/pkcs11_sm4: $out" ;;
+esac
 
 # ---- p11-kit: the module registered by a .module file ----
 # p11-kit ignores user configuration when run as root, so as root it runs
