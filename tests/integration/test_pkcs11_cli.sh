@@ -14,7 +14,7 @@ set -u
 : "${GMPOOLD:?}" "${GMPOOLCTL:?}" "${GMPOOL_PKCS11_MODULE:?}" "${GMPOOL_PKCS11_EXAMPLE:?}"
 . "$(dirname "$0")/lib.sh"
 
-for tool in pkcs11-tool p11-kit modutil certutil openssl xxd; do
+for tool in pkcs11-tool p11-kit modutil certutil openssl setpriv; do
     need "$tool"
 done
 M=$GMPOOL_PKCS11_MODULE
@@ -45,8 +45,10 @@ exec timeout 120 "$@"
 EOS
 chmod +x "$T"
 ctl() { "$GMPOOLCTL" --admin "unix:$dir/admin.sock" "$@"; }
+hex() { od -An -v -tx1 | tr -d ' \n'; }
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null ||
+    echo $((20000 + $$ % 30000)))
 "$GMPOOLD" --data-dir "$dir" --nodes 2 --listen "unix:$dir/s.sock" \
     --listen "tcp:127.0.0.1:$port" --admin "unix:$dir/admin.sock" \
     2>>"$work/gmpoold.log" &
@@ -89,7 +91,7 @@ done
 # ---- digests: pool vs openssl ----
 digest() { # MECH FILE -> hex
     $P11 --hash -m "$1" -i "$2" -o "$work/md" >/dev/null 2>&1 &&
-        xxd -p "$work/md" | tr -d '\n'
+        hex <"$work/md"
 }
 for file in big empty; do
     want=$(openssl dgst -sm3 -r "$f/$file" | cut -d' ' -f1)
@@ -112,7 +114,7 @@ for bits in 128 256; do
         bad "--keygen AES:$((bits / 8))"
         continue
     fi
-    key=$($USER --read-object --type secrkey --id "$id" 2>/dev/null | xxd -p | tr -d '\n')
+    key=$($USER --read-object --type secrkey --id "$id" 2>/dev/null | hex)
     [ ${#key} -eq $((bits / 4)) ] && ok "AES-$bits key made in the pool, value readable (extractable)" ||
         bad "AES-$bits key value: '$key'"
     for mode in CBC-PAD CBC ECB; do
