@@ -639,6 +639,26 @@ static void test_lengths_and_order(void **state)
     assert_int_equal(n, 112);
     assert_int_equal(F->C_Encrypt(s, in, 100, out, &n),
                      CKR_OPERATION_NOT_INITIALIZED);
+    /* empty updates (NULL data) are no-ops for every kind of operation */
+    CK_MECHANISM ctr_m = {CKM_SM4_CTR, NULL, 0}, mac_m = {CKM_SM4_MAC, NULL, 0};
+    CK_AES_CTR_PARAMS cp = {128, {0}};
+    uint8_t scratch[32];
+    ctr_m.pParameter = &cp;
+    ctr_m.ulParameterLen = sizeof cp;
+    CK_MECHANISM *empties[] = {&pad, &ctr_m};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(F->C_EncryptInit(s, empties[i], k), CKR_OK);
+        n = sizeof scratch;
+        assert_int_equal(F->C_EncryptUpdate(s, NULL, 0, scratch, &n), CKR_OK);
+        assert_int_equal(n, 0);
+        n = sizeof scratch;
+        assert_int_equal(F->C_EncryptFinal(s, scratch, &n), CKR_OK);
+    }
+    assert_int_equal(F->C_SignInit(s, &mac_m, k), CKR_OK);
+    assert_int_equal(F->C_SignUpdate(s, NULL, 0), CKR_OK);
+    n = sizeof scratch;
+    assert_int_equal(F->C_SignFinal(s, scratch, &n), CKR_OK);
+    assert_int_equal(n, 16);
     /* CBC_PAD decryption: the bound, then an exact buffer smaller than it */
     assert_int_equal(F->C_DecryptInit(s, &pad, k), CKR_OK);
     CK_ULONG bn = 0;
