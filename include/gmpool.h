@@ -56,6 +56,7 @@ typedef enum gmp_status {
     GMP_ERR_PIN_LOCKED = 28,  /* too many wrong PINs; the operator resets it */
     GMP_ERR_PIN_UNSET = 29,   /* the tenant has no user PIN yet */
     GMP_ERR_LOGIN = 30,       /* needs a logged-in session (private keys) */
+    GMP_ERR_VERIFY = 31,      /* signature invalid, or ciphertext fails its check */
     GMP_ERR_MAX_
 } gmp_status;
 
