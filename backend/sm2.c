@@ -203,7 +203,8 @@ static int sig_decode(const uint8_t *der, size_t n, uint8_t r[L],
     ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &p, (long)n);
     if (sig)
         ECDSA_SIG_get0(sig, &br, &bs);
-    bool ok = sig && BN_bn2binpad(br, r, L) == L && BN_bn2binpad(bs, s, L) == L;
+    bool ok = sig && BN_bn2binpad(br, r, L) == L &&
+              BN_bn2binpad(bs, s, L) == L;
     ECDSA_SIG_free(sig);
     return ok ? GMP_OK : GMP_ERR_INTERNAL;
 }
