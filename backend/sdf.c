@@ -21,7 +21,7 @@
 #define L GMP_SM2_LEN
 #define SESSION_KEY_LEN 16
 #define FILE_SPACE (1024u * 1024u) /* per VCM */
-#define AGREE_MAX 8                /* open agreements per session */
+#define AGREE_MAX GMP_SM2_AGREE_MAX
 
 _Static_assert(GMP_SDF_TRIES == GMPD_PIN_TRIES, "one lock-out policy");
 _Static_assert(GMP_SM2_LEN == GMPD_SM2_LEN, "SM2 sizes");
@@ -553,7 +553,7 @@ static int agree_park(gmpd_session *s, const sdf_agree *a, uint32_t *id)
     gmpd_sdf_state *st = state_locked(s);
     if (st) {
         sdf_agree *slot = &st->agree[0];
-        for (int i = 0; i < AGREE_MAX; i++)
+        for (unsigned i = 0; i < AGREE_MAX; i++)
             if (st->agree[i].id < slot->id)
                 slot = &st->agree[i];
         *slot = *a;
@@ -570,7 +570,7 @@ static int agree_take(gmpd_session *s, uint32_t id, sdf_agree *out)
 {
     int rc = GMP_ERR_NOT_FOUND;
     pthread_mutex_lock(&s->mu);
-    for (int i = 0; s->sdf && id && i < AGREE_MAX; i++) {
+    for (unsigned i = 0; s->sdf && id && i < AGREE_MAX; i++) {
         sdf_agree *a = &s->sdf->agree[i];
         if (a->id != id)
             continue;

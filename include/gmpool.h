@@ -277,6 +277,8 @@ GMP_API int gmp_set_pin(gmp_client *c, const void *old_pin, size_t old_len,
 #define GMP_SM2_MAX_ID 1024u    /* signer / agreement IDs */
 #define GMP_SDF_INDEX_MAX 1024u /* internal key indexes are 1..this */
 #define GMP_SDF_TRIES 10u
+#define GMP_SM2_AGREE_MAX 8u    /* open agreements per client; a ninth
+                                   drops the oldest */
 #define GMP_FILE_NAME_MAX 128u
 
 typedef enum gmp_sm2_usage {
