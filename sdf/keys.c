@@ -176,10 +176,11 @@ SDF_API int SDF_ImportKeyWithISK_ECC(void *hSessionHandle,
     int rv = sdf_session_get(hSessionHandle, &s);
     if (rv != SDR_OK)
         return rv;
-    rv = sdf_cipher_in(pucKey, &c);
-    if (rv == SDR_OK && c.len != GMP_SM4_KEY_LEN)
-        rv = SDR_KEYERR; /* not a session key */
-    else if (rv == SDR_OK && !phKeyHandle)
+    /* not a session key: refused before C is read */
+    rv = !pucKey                       ? SDR_INARGERR
+         : pucKey->L != GMP_SM4_KEY_LEN ? SDR_KEYERR
+                                        : sdf_cipher_in(pucKey, &c);
+    if (rv == SDR_OK && !phKeyHandle)
         rv = SDR_OUTARGERR;
     if (rv == SDR_OK)
         rv = sdf_rv(gmp_sm2_unwrap(s->cli, uiISKIndex, &c, &handle));

@@ -1042,7 +1042,7 @@ static void test_sm2_session_keys(void **state)
                                                 &k3), SDR_ALGNOTSUPPORT);
     assert_int_equal(SDF_GenerateKeyWithEPK_ECC(s1, 128, SGD_SM2_3, NULL, c,
                                                 &k3), SDR_INARGERR);
-    c->L = 17;
+    c->L = 17; /* refused before the 17th byte, which c lacks, is read */
     assert_int_equal(SDF_ImportKeyWithISK_ECC(s2, 2, c, &k3), SDR_KEYERR);
     assert_int_equal(SDF_ImportKeyWithISK_ECC(s2, 2, NULL, &k3),
                      SDR_INARGERR);
