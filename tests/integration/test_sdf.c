@@ -6,7 +6,8 @@
  * SM2 signatures verified by libcrypto (which proves the Z value) and
  * libcrypto's verified here, SM2 encryption both ways, access rights and
  * passwords with lock-out, files, RSA refused, threads, fork, the example
- * legacy program, and the error path of every call. */
+ * legacy program, the operator's commands, keys across a restart, the
+ * error path of every call, and malformed requests on the wire. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,6 +30,7 @@
 #include <openssl/param_build.h>
 
 #include "harness.h"
+#include "proto.h"
 #include "sdf.h"
 #include "util.h"
 
@@ -1362,6 +1364,111 @@ static void test_example_program(void **state)
     assert_int_equal(WEXITSTATUS(st), 1);
 }
 
+/* ---- the operator's side; keys across a restart ---- */
+
+static void test_admin_and_restart(void **state)
+{
+    (void)state;
+    char *out = NULL;
+    ECCrefPublicKey before, after;
+    void *s = open_session();
+    assert_int_equal(SDF_ExportSignPublicKey_ECC(s, 2, &before), SDR_OK);
+    SDF_CloseSession(s);
+    /* refused: a taken index, index 0 and 1025, a short password, an
+     * unknown tenant, deleting what is not there */
+    assert_int_not_equal(gmpt_ctl(g_d, NULL, "sdf kek add default 1"), 0);
+    assert_int_not_equal(gmpt_ctl(g_d, NULL, "sdf kek add default 0"), 0);
+    assert_int_not_equal(gmpt_ctl(g_d, NULL, "sdf kek add default 1025"), 0);
+    assert_int_not_equal(gmpt_ctl(g_d, NULL, "sdf kek add nobody 5"), 0);
+    assert_int_not_equal(gmpt_ctl(g_d, NULL, "sdf kek delete default 5"), 0);
+    assert_int_not_equal(
+        gmpt_ctl(g_d, NULL, "sdf keypair add default 7 < /dev/null"), 0);
+    char path[300], cmd[400];
+    snprintf(path, sizeof path, "%s/short.txt", g_d->dir);
+    FILE *f = fopen(path, "w");
+    fputs("abc\n", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "sdf keypair add default 7 < '%s'", path);
+    assert_int_not_equal(gmpt_ctl(g_d, NULL, cmd), 0);
+    assert_int_not_equal(gmpt_ctl(g_d, NULL, "sdf keypair delete default 7"),
+                         0);
+    /* a pair made and deleted again */
+    ctl_secret("sdf keypair add default 7", "seventh-pw");
+    assert_int_equal(gmpt_ctl(g_d, &out, "sdf list default"), 0);
+    assert_non_null(strstr(out, "sm2-enc       7"));
+    free(out);
+    assert_int_equal(gmpt_ctl(g_d, NULL, "sdf keypair delete default 7"), 0);
+    s = open_session();
+    assert_int_equal(SDF_GetPrivateKeyAccessRight(
+                         s, 7, (unsigned char *)"seventh-pw", 10),
+                     SDR_KEYNOTEXIST);
+    SDF_CloseSession(s);
+    /* internal keys and passwords survive a restart, session keys not */
+    gmpt_restart(g_d);
+    s = open_session();
+    assert_int_equal(SDF_ExportSignPublicKey_ECC(s, 2, &after), SDR_OK);
+    assert_memory_equal(&before, &after, sizeof after);
+    assert_int_equal(SDF_GetPrivateKeyAccessRight(s, 2, (unsigned char *)PWD2,
+                                                  strlen(PWD2)), SDR_OK);
+    SDF_CloseSession(s);
+}
+
+/* Every SDF op with short, truncated and random payloads over a raw
+ * connection: an answer each time (an ERROR that closes is followed by a
+ * new connection), and the daemon still serves afterwards. */
+static int raw_authed(void)
+{
+    char tenant[GMPC_MAX_NAME + 1];
+    uint8_t secret[32];
+    size_t sl = 0;
+    assert_int_equal(gmpt_load_creds(g_d->creds, tenant, sizeof tenant,
+                                     secret, &sl), 0);
+    int fd = gmpt_raw_connect(g_d);
+    assert_true(fd >= 0);
+    assert_int_equal(gmpt_raw_auth(fd, tenant, secret, sl, NULL), GMP_OK);
+    return fd;
+}
+
+static void test_raw_bad_requests(void **state)
+{
+    (void)state;
+    static const size_t lens[] = {0, 1, 2, 4, 5, 7, 33, 64, 69, 100, 300};
+    uint8_t payload[1 + 300];
+    int fd = raw_authed(), answered = 0;
+    uint64_t id = 1;
+    for (unsigned op = GMPC_SDF_FIRST; op <= GMPC_SDF_LAST; op++) {
+        for (size_t i = 0; i < sizeof lens / sizeof *lens; i++) {
+            payload[0] = (uint8_t)op;
+            for (size_t k = 1; k <= lens[i]; k++)
+                payload[k] = (uint8_t)gmpt_rand();
+            gmpc_hdr h = {.type = GMPC_T_KEY, .task_id = id++,
+                          .len = (uint32_t)(1 + lens[i])};
+            assert_int_equal(gmpt_raw_send_frame(fd, &h, payload), 0);
+            gmpc_hdr r;
+            uint8_t *p = NULL;
+            assert_int_equal(gmpt_raw_read_frame(fd, &r, &p, 10000), 0);
+            free(p);
+            assert_int_equal(r.task_id, h.task_id);
+            assert_true(r.type == GMPC_T_KEY_OK || r.type == GMPC_T_ERROR);
+            answered++;
+            if (r.type == GMPC_T_ERROR && (r.flags & GMPC_F_CLOSE)) {
+                assert_int_equal(r.status, GMP_ERR_PROTO);
+                close(fd);
+                fd = raw_authed();
+            }
+        }
+    }
+    close(fd);
+    assert_int_equal(answered, 32 * 11);
+    void *s = open_session();
+    uint8_t md[32];
+    unsigned int len = 0;
+    assert_int_equal(SDF_HashInit(s, SGD_SM3, NULL, NULL, 0), SDR_OK);
+    assert_int_equal(SDF_HashUpdate(s, (unsigned char *)"abc", 3), SDR_OK);
+    assert_int_equal(SDF_HashFinal(s, md, &len), SDR_OK);
+    SDF_CloseSession(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1388,6 +1495,8 @@ int main(void)
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_fork),
         cmocka_unit_test(test_example_program),
+        cmocka_unit_test(test_admin_and_restart),
+        cmocka_unit_test(test_raw_bad_requests),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
