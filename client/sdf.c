@@ -495,6 +495,8 @@ GMP_API int gmp_file_read(gmp_client *c, const void *name, size_t name_len,
     if (!name_ok(name, name_len) || !len || (!buf && *len))
         return gmp_fail(GMP_ERR_ARG, "bad file name or NULL buffer");
     size_t want = *len, have = 0;
+    if (want > UINT32_MAX - offset) /* offsets are 32-bit */
+        want = UINT32_MAX - offset;
     int rc = GMP_OK;
     do { /* at least one request: it also says whether the file is there */
         size_t n = want - have < GMPC_FILE_CHUNK ? want - have

@@ -29,6 +29,7 @@
 #include <openssl/obj_mac.h>
 #include <openssl/param_build.h>
 
+#include "gmpool.h"
 #include "harness.h"
 #include "proto.h"
 #include "sdf.h"
@@ -1366,6 +1367,52 @@ static void test_example_program(void **state)
 
 /* ---- the operator's side; keys across a restart ---- */
 
+/* Internal keys are for the SDF operations alone: the generic keystore
+ * operations of the same tenant (PKCS#11's) neither see nor use them. */
+static void test_internal_keys_hidden(void **state)
+{
+    (void)state;
+    char *out = NULL;
+    uint32_t handles[8], listed[1024];
+    size_t nh = 0, nl = 0;
+    assert_int_equal(gmpt_ctl(g_d, &out, "sdf list default"), 0);
+    for (char *line = strchr(out, '\n'); line && line[1] && nh < 8;
+         line = strchr(line + 1, '\n')) {
+        char kind[16];
+        unsigned idx, h;
+        if (sscanf(line + 1, "%15s %u %u", kind, &idx, &h) == 3)
+            handles[nh++] = h;
+    }
+    free(out);
+    assert_int_equal(nh, 7); /* a KEK and three pairs */
+    gmp_options o = gmpt_options(g_d);
+    gmp_client *c = NULL;
+    gmp_key_info info;
+    uint8_t v[64], buf[32] = {0}, res[64];
+    size_t vl = sizeof v, rl = sizeof res;
+    assert_int_equal(gmp_client_open(&c, &o), GMP_OK);
+    assert_int_equal(gmp_key_list(c, 0, listed, 1024, &nl), GMP_OK);
+    for (size_t i = 0; i < nh; i++) {
+        for (size_t j = 0; j < nl; j++)
+            assert_int_not_equal(listed[j], handles[i]);
+        assert_int_equal(gmp_key_get_info(c, handles[i], &info),
+                         GMP_ERR_NOT_FOUND);
+        assert_int_equal(gmp_key_export(c, handles[i], v, &vl),
+                         GMP_ERR_NOT_FOUND);
+        assert_int_equal(gmp_key_destroy(c, handles[i]), GMP_ERR_NOT_FOUND);
+        assert_int_equal(gmp_key_update(c, handles[i], 0, "x", NULL, 0),
+                         GMP_ERR_NOT_FOUND);
+        gmp_task *t = NULL;
+        int rc = gmp_cipher_open(c, GMP_ALG_SM4_ECB, 0, NULL, 0, handles[i],
+                                 NULL, 0, NULL, &t);
+        if (rc == GMP_OK)
+            rc = gmp_task_update(t, buf, sizeof buf, res, &rl);
+        assert_int_equal(rc, GMP_ERR_KEY);
+        gmp_task_free(t);
+    }
+    gmp_client_close(c);
+}
+
 static void test_admin_and_restart(void **state)
 {
     (void)state;
@@ -1495,6 +1542,7 @@ int main(void)
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_fork),
         cmocka_unit_test(test_example_program),
+        cmocka_unit_test(test_internal_keys_hidden),
         cmocka_unit_test(test_admin_and_restart),
         cmocka_unit_test(test_raw_bad_requests),
     };
