@@ -164,6 +164,14 @@ static int cmd_sched(out_buf *o)
     return GMP_OK;
 }
 
+/* sdf ...: the SDF front end's internal keys (sdfadmin.c) */
+static int cmd_sdf(int argc, char **argv, out_buf *o)
+{
+    int rc = gmpd_sdf_admin(argc, argv, o->p + o->len, o->cap - o->len);
+    o->len += strlen(o->p + o->len);
+    return rc;
+}
+
 int gmpd_admin_run(int argc, char **argv, char *out, size_t cap)
 {
     out_buf o = {out, cap, 0};
@@ -178,6 +186,8 @@ int gmpd_admin_run(int argc, char **argv, char *out, size_t cap)
         rc = cmd_status(&o);
     else if (argc == 1 && strcmp(argv[0], "sched") == 0)
         rc = cmd_sched(&o);
+    else if (argc >= 1 && strcmp(argv[0], "sdf") == 0)
+        rc = cmd_sdf(argc, argv, &o);
     else if (argc == 1 && strcmp(argv[0], "ping") == 0)
         rc = GMP_OK;
     if (rc != GMP_OK && o.len == 0)

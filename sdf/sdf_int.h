@@ -1,0 +1,68 @@
+/* libgmpool-sdf internals.
+ *
+ * A device stands for the tenant whose credentials the client library
+ * finds (GMPOOL_CREDENTIALS, GMPOOL_SERVER or the daemon's defaults); a
+ * session is one client of the pool (gmp_client): its own connections and
+ * its own daemon session, which holds its access rights and session keys.
+ * Handles are checked against a registry before use, so a stale, closed or
+ * made-up handle gets an error code and is never dereferenced.  Key and
+ * agreement handles are the pool's numbers, recorded per session. */
+#ifndef GMP_SDF_INT_H
+#define GMP_SDF_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "gmpool.h"
+#include "sdf.h"
+
+#define SDF_API __attribute__((visibility("default")))
+
+/* The handles a session made, so that others are refused. */
+typedef struct sdf_handles {
+    uint32_t *v;
+    size_t n, cap;
+} sdf_handles;
+
+typedef struct sdf_session {
+    void *dev;               /* the device handle it was opened on */
+    pid_t pid;
+    pthread_mutex_t mu;      /* one call at a time; the fields below */
+    bool closed;
+    int refs;                /* registry lock */
+    gmp_client *cli;
+    sdf_handles keys;        /* session keys */
+    sdf_handles agreements;  /* started key agreements */
+    gmp_task *hash;          /* between HashInit and HashFinal */
+} sdf_session;
+
+/* The session behind a handle, locked and referenced; SDR_OPENSESSION for
+ * a handle that is not (or no longer, or in a forked child not) open. */
+int sdf_session_get(void *h, sdf_session **out);
+void sdf_session_put(sdf_session *s);
+
+/* gmp_status -> SDR_* for the common cases; callers map their own
+ * (files, signatures) first. */
+int sdf_rv(int status);
+
+bool sdf_handle_has(const sdf_handles *h, uint32_t v);
+int sdf_handle_add(sdf_handles *h, uint32_t v);
+void sdf_handle_del(sdf_handles *h, uint32_t v);
+/* A new session key's handle, recorded and handed out; on failure the
+ * key is destroyed again. */
+int sdf_key_out(sdf_session *s, uint32_t handle, void **out);
+/* The pool's handle of a session key this session owns. */
+int sdf_key_in(sdf_session *s, void *h, uint32_t *out);
+
+/* ECC structures <-> the client's: right-aligned 256-bit values. */
+int sdf_pub_in(const ECCrefPublicKey *k, gmp_sm2_point *p);
+void sdf_pub_out(const gmp_sm2_point *p, ECCrefPublicKey *k);
+int sdf_cipher_in(const ECCCipher *e, gmp_sm2_cipher *c);
+void sdf_cipher_out(const gmp_sm2_cipher *c, ECCCipher *e);
+
+#define SDF_KEY_BITS 128 /* session keys are SM4 */
+#define SDF_ECC_BITS 256
+
+#endif
