@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "gmpd.h"
 #include "gmpool.h"
@@ -22,6 +23,7 @@
 #define SESSION_KEY_LEN 16
 #define FILE_SPACE (1024u * 1024u) /* per VCM */
 #define AGREE_MAX GMP_SM2_AGREE_MAX
+#define GEN_LEN 32 /* SM3 */
 
 _Static_assert(GMP_SDF_TRIES == GMPD_PIN_TRIES, "one lock-out policy");
 _Static_assert(GMP_SM2_LEN == GMPD_SM2_LEN, "SM2 sizes");
@@ -37,9 +39,21 @@ typedef struct sdf_agree {
     uint8_t ident[GMP_SM2_MAX_ID];
 } sdf_agree;
 
+/* A right is to the key pair that was at the index when the password was
+ * given, under that password: the handles of its two keys (the store
+ * never reuses a handle) and a digest of the password's verifier record
+ * (each new password, even the same one again, has a new random salt).
+ * An operator replacing the pair or setting a password voids it. */
+typedef struct sdf_right {
+    uint32_t index;            /* 0 = free */
+    uint32_t sign, enc;        /* key handles, 0 = that half was missing */
+    uint8_t gen[GEN_LEN];
+} sdf_right;
+
 /* Per session, under the session's mutex; allocated on first use. */
 struct gmpd_sdf_state {
-    uint64_t rights[GMP_SDF_INDEX_MAX / 64];
+    sdf_right *rights;
+    size_t n_rights, cap_rights;
     sdf_agree agree[AGREE_MAX];
     uint32_t next_agree;
 };
@@ -61,6 +75,11 @@ void gmpd_sdf_session_free(gmpd_session *s)
 {
     if (!s->sdf)
         return;
+    if (s->sdf->rights) {
+        OPENSSL_cleanse(s->sdf->rights,
+                        s->sdf->cap_rights * sizeof *s->sdf->rights);
+        free(s->sdf->rights);
+    }
     OPENSSL_cleanse(s->sdf, sizeof *s->sdf);
     free(s->sdf);
     s->sdf = NULL;
@@ -71,62 +90,150 @@ static bool index_ok(uint32_t idx)
     return idx >= 1 && idx <= GMP_SDF_INDEX_MAX;
 }
 
-static int right_set(gmpd_session *s, uint32_t idx, bool on)
+/* The session's right at idx, or NULL (session mutex held). */
+static sdf_right *right_find(gmpd_sdf_state *st, uint32_t idx)
 {
-    uint64_t bit = 1ull << ((idx - 1) % 64);
-    pthread_mutex_lock(&s->mu);
-    gmpd_sdf_state *st = state_locked(s);
-    if (st && on)
-        st->rights[(idx - 1) / 64] |= bit;
-    else if (st)
-        st->rights[(idx - 1) / 64] &= ~bit;
-    pthread_mutex_unlock(&s->mu);
-    return st ? GMP_OK : GMP_ERR_NOMEM;
+    for (size_t i = 0; st && i < st->n_rights; i++)
+        if (st->rights[i].index == idx)
+            return &st->rights[i];
+    return NULL;
 }
 
-static bool right_has(gmpd_session *s, uint32_t idx)
+static sdf_right *right_slot(gmpd_sdf_state *st, uint32_t idx)
+{
+    sdf_right *r = right_find(st, idx);
+    if (r || !st)
+        return r;
+    if (st->n_rights == st->cap_rights) {
+        size_t cap = st->cap_rights ? 2 * st->cap_rights : 4;
+        sdf_right *v = calloc(cap, sizeof *v);
+        if (!v)
+            return NULL;
+        if (st->rights) {
+            memcpy(v, st->rights, st->n_rights * sizeof *v);
+            OPENSSL_cleanse(st->rights, st->cap_rights * sizeof *v);
+            free(st->rights);
+        }
+        st->rights = v;
+        st->cap_rights = cap;
+    }
+    return &st->rights[st->n_rights++];
+}
+
+static int right_grant(gmpd_session *s, const sdf_right *r)
 {
     pthread_mutex_lock(&s->mu);
-    bool has = s->sdf &&
-               (s->sdf->rights[(idx - 1) / 64] >> ((idx - 1) % 64) & 1);
+    sdf_right *slot = right_slot(state_locked(s), r->index);
+    if (slot)
+        *slot = *r;
     pthread_mutex_unlock(&s->mu);
-    return has;
+    return slot ? GMP_OK : GMP_ERR_NOMEM;
+}
+
+static void right_drop(gmpd_session *s, uint32_t idx)
+{
+    pthread_mutex_lock(&s->mu);
+    gmpd_sdf_state *st = s->sdf;
+    sdf_right *r = right_find(st, idx);
+    if (r) {
+        *r = st->rights[--st->n_rights];
+        OPENSSL_cleanse(&st->rights[st->n_rights], sizeof *r);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static bool right_copy(gmpd_session *s, uint32_t idx, sdf_right *out)
+{
+    pthread_mutex_lock(&s->mu);
+    sdf_right *r = right_find(s->sdf, idx);
+    if (r)
+        *out = *r;
+    pthread_mutex_unlock(&s->mu);
+    return r != NULL;
+}
+
+/* The generation of the password at idx: SM3 of its verifier record. */
+static int pwd_gen(const gmpd_pin *p, uint8_t gen[GEN_LEN])
+{
+    size_t n = 0;
+    int ok = EVP_Q_digest(gmpc_libctx(), "SM3", NULL, p->rec, p->len, gen,
+                          &n) && n == GEN_LEN;
+    return ok ? GMP_OK : GMP_ERR_INTERNAL;
+}
+
+static int pwd_gen_now(gmpd_session *s, uint32_t idx, uint8_t gen[GEN_LEN])
+{
+    gmpd_pin p;
+    int rc = gmpd_keypin_get(gmpd->store, s->tenant.vcm, idx, &p);
+    if (!rc)
+        rc = p.len ? pwd_gen(&p, gen) : GMP_ERR_LOGIN;
+    OPENSSL_cleanse(&p, sizeof p);
+    return rc;
 }
 
 /* ---- internal keys ---- */
 
-/* An internal key's value; a bad index is a key that does not exist. */
+/* An internal key's value and handle; a bad index is a key that does not
+ * exist. */
 static int internal_get(gmpd_session *s, uint16_t type, uint32_t idx,
-                        uint8_t *v, size_t len)
+                        uint8_t *v, size_t len, uint32_t *handle)
 {
     uint8_t buf[GMPD_KEY_MAX];
     size_t n = 0;
+    gmpd_key_attr a;
     if (!index_ok(idx))
         return GMP_ERR_NOT_FOUND;
-    int rc = gmpd_key_get_idx(gmpd->store, s->tenant.vcm, type, idx, NULL,
+    int rc = gmpd_key_get_idx(gmpd->store, s->tenant.vcm, type, idx, &a,
                               buf, sizeof buf, &n);
     if (!rc && n != len)
         rc = GMP_ERR_INTERNAL;
-    if (!rc)
+    if (!rc) {
         memcpy(v, buf, len);
+        if (handle)
+            *handle = a.handle;
+    }
     OPENSSL_cleanse(buf, sizeof buf);
     return rc;
 }
 
-/* A private key of the pair at idx, for a session holding the right. */
+/* A right still holds for the key read (handle) when that key and the
+ * password are the ones it was given for. */
+static int right_check(gmpd_session *s, const sdf_right *r, uint16_t type,
+                       uint32_t handle)
+{
+    uint8_t gen[GEN_LEN];
+    if (handle != (type == GMPD_KEY_SM2_SIGN ? r->sign : r->enc))
+        return GMP_ERR_LOGIN;
+    int rc = pwd_gen_now(s, r->index, gen);
+    if (!rc && CRYPTO_memcmp(gen, r->gen, GEN_LEN) != 0)
+        rc = GMP_ERR_LOGIN;
+    return rc == GMP_ERR_NOT_FOUND ? GMP_ERR_LOGIN : rc;
+}
+
+/* A private key of the pair at idx, for a session holding the right.
+ * The key is read before the password's generation, so a pair replaced
+ * between the two reads fails one check or the other. */
 static int private_get(gmpd_session *s, uint16_t type, uint32_t idx,
                        uint8_t d[L])
 {
-    if (index_ok(idx) && !right_has(s, idx))
+    sdf_right r;
+    uint32_t handle = 0;
+    if (index_ok(idx) && !right_copy(s, idx, &r))
         return GMP_ERR_LOGIN;
-    return internal_get(s, type, idx, d, L);
+    int rc = internal_get(s, type, idx, d, L, &handle);
+    if (!rc)
+        rc = right_check(s, &r, type, handle);
+    if (rc)
+        OPENSSL_cleanse(d, L);
+    OPENSSL_cleanse(&r, sizeof r);
+    return rc;
 }
 
 static int public_get(gmpd_session *s, uint16_t type, uint32_t idx,
                       gmpd_sm2_point *pub)
 {
     uint8_t d[L];
-    int rc = internal_get(s, type, idx, d, L);
+    int rc = internal_get(s, type, idx, d, L, NULL);
     if (!rc)
         rc = gmpd_sm2_public(NULL, d, pub);
     OPENSSL_cleanse(d, sizeof d);
@@ -244,8 +351,9 @@ static int sm2_ct_decrypt(gmpd_session *s, uint32_t idx, const sm2_ct *c,
 
 /* ---- access rights ---- */
 
+/* Checks the password and gives the generation it was checked against. */
 static int pwd_verify(gmpd_session *s, uint32_t idx, const uint8_t *pwd,
-                      size_t len)
+                      size_t len, uint8_t gen[GEN_LEN])
 {
     gmpd_pin p;
     uint32_t fails = 0;
@@ -257,6 +365,8 @@ static int pwd_verify(gmpd_session *s, uint32_t idx, const uint8_t *pwd,
     if ((rc == GMP_OK || rc == GMP_ERR_PIN) && fails != p.fails)
         gmpd_keypin_fails(gmpd->store, vcm, idx, fails);
     pthread_mutex_unlock(&g_pwd_mu);
+    if (!rc)
+        rc = pwd_gen(&p, gen);
     if (rc == GMP_ERR_PIN && fails >= GMPD_PIN_TRIES)
         gmpd_log(GMPD_WARN, "tenant %s: password of SDF key pair %u locked "
                  "after %u wrong attempts", s->tenant.name, idx,
@@ -265,22 +375,37 @@ static int pwd_verify(gmpd_session *s, uint32_t idx, const uint8_t *pwd,
     return rc;
 }
 
-/* A password without a key pair behind it grants nothing. */
+/* The handles of the pair's two keys; NOT_FOUND when neither is there. */
+static int pair_handles(gmpd_session *s, uint32_t idx, sdf_right *r)
+{
+    gmpd_key_attr a;
+    uint32_t vcm = s->tenant.vcm;
+    if (!index_ok(idx))
+        return GMP_ERR_NOT_FOUND;
+    r->sign = gmpd_key_get_idx(gmpd->store, vcm, GMPD_KEY_SM2_SIGN, idx, &a,
+                               NULL, 0, NULL) ? 0 : a.handle;
+    r->enc = gmpd_key_get_idx(gmpd->store, vcm, GMPD_KEY_SM2_ENC, idx, &a,
+                              NULL, 0, NULL) ? 0 : a.handle;
+    return r->sign || r->enc ? GMP_OK : GMP_ERR_NOT_FOUND;
+}
+
+/* A password without a key pair behind it grants nothing.  The pair is
+ * read before the password: should the operator replace it in between,
+ * the right names the old keys or the old password and is void. */
 static int op_unlock(gmpd_session *s, gmpc_rbuf *r)
 {
     uint32_t idx = gmpc_r_u32(r);
     size_t n = 0;
     const uint8_t *pwd = gmpc_r_blob(r, GMPD_PIN_MAX + 1, &n);
-    gmpd_sm2_point pub;
+    sdf_right right = {.index = idx};
     if (!gmpc_r_done(r))
         return GMP_ERR_PROTO;
-    int rc = public_get(s, GMPD_KEY_SM2_SIGN, idx, &pub);
-    if (rc == GMP_ERR_NOT_FOUND)
-        rc = public_get(s, GMPD_KEY_SM2_ENC, idx, &pub);
+    int rc = pair_handles(s, idx, &right);
     if (!rc)
-        rc = pwd_verify(s, idx, pwd, n);
+        rc = pwd_verify(s, idx, pwd, n, right.gen);
     if (!rc)
-        rc = right_set(s, idx, true);
+        rc = right_grant(s, &right);
+    OPENSSL_cleanse(&right, sizeof right);
     if (rc == GMP_ERR_PIN || rc == GMP_ERR_PIN_LOCKED)
         gmpd_log(GMPD_WARN, "session %016llx tenant %s: SDF key pair %u: %s",
                  (unsigned long long)s->id, s->tenant.name, idx,
@@ -293,7 +418,10 @@ static int op_lock(gmpd_session *s, gmpc_rbuf *r)
     uint32_t idx = gmpc_r_u32(r);
     if (!gmpc_r_done(r))
         return GMP_ERR_PROTO;
-    return index_ok(idx) ? right_set(s, idx, false) : GMP_ERR_NOT_FOUND;
+    if (!index_ok(idx))
+        return GMP_ERR_NOT_FOUND;
+    right_drop(s, idx);
+    return GMP_OK;
 }
 
 /* ---- SM2 ---- */
@@ -416,7 +544,7 @@ static int kek_block(gmpd_session *s, uint32_t idx, bool decrypt,
 {
     uint8_t kek[GMP_SM4_KEY_LEN], buf[64];
     size_t n = sizeof buf, fin = sizeof buf;
-    int rc = internal_get(s, GMPD_KEY_KEK, idx, kek, sizeof kek);
+    int rc = internal_get(s, GMPD_KEY_KEK, idx, kek, sizeof kek, NULL);
     gmpd_engine_args a = {.flags = decrypt ? GMP_TASK_DECRYPT : 0,
                           .key = kek, .key_len = sizeof kek};
     gmpd_engine_ctx *c = rc ? NULL : gmpd_engine_new(GMP_ALG_SM4_ECB, &a, &rc);

@@ -822,6 +822,66 @@ static void test_password_lockout(void **state)
     SDF_CloseSession(s);
 }
 
+static int grant(void *s, unsigned idx, const char *pwd)
+{
+    return SDF_GetPrivateKeyAccessRight(s, idx, (unsigned char *)pwd,
+                                        (unsigned)strlen(pwd));
+}
+
+static int sign_with(void *s, unsigned idx)
+{
+    uint8_t e[32] = {7};
+    ECCSignature sig;
+    return SDF_InternalSign_ECC(s, idx, e, 32, &sig);
+}
+
+static int decrypt_with(void *s, unsigned idx)
+{
+    ECCrefPublicKey pub;
+    uint8_t msg[16] = {9}, out[16];
+    unsigned int len = sizeof out;
+    ECCCipher *c = cipher_new(sizeof msg);
+    assert_int_equal(SDF_ExportEncPublicKey_ECC(s, idx, &pub), SDR_OK);
+    assert_int_equal(SDF_ExternalEncrypt_ECC(s, SGD_SM2_3, &pub, msg,
+                                             sizeof msg, c), SDR_OK);
+    int rv = SDF_InternalDecrypt_ECC(s, idx, SGD_SM2_3, c, out, &len);
+    free(c);
+    return rv;
+}
+
+/* A right is to the key pair that was there and the password it was
+ * given with: the operator replacing the pair (even with the same
+ * password) or setting a password (even the same one) voids it. */
+static void test_rights_follow_the_pair(void **state)
+{
+    (void)state;
+    void *s = open_session();
+    ctl_secret("sdf keypair add default 11", "eleventh-pw");
+    assert_int_equal(grant(s, 11, "eleventh-pw"), SDR_OK);
+    assert_int_equal(sign_with(s, 11), SDR_OK);
+    assert_int_equal(decrypt_with(s, 11), SDR_OK);
+    /* a new pair at the index */
+    assert_int_equal(gmpt_ctl(g_d, NULL, "sdf keypair delete default 11"), 0);
+    assert_int_equal(sign_with(s, 11), SDR_KEYNOTEXIST);
+    ctl_secret("sdf keypair add default 11", "eleventh-pw");
+    assert_int_equal(sign_with(s, 11), SDR_PARDENY);
+    assert_int_equal(decrypt_with(s, 11), SDR_PARDENY);
+    assert_int_equal(grant(s, 11, "eleventh-pw"), SDR_OK);
+    assert_int_equal(sign_with(s, 11), SDR_OK);
+    /* a new password, then the same password set again */
+    ctl_secret("sdf password default 11", "eleventh-new");
+    assert_int_equal(sign_with(s, 11), SDR_PARDENY);
+    assert_int_equal(grant(s, 11, "eleventh-new"), SDR_OK);
+    assert_int_equal(decrypt_with(s, 11), SDR_OK);
+    ctl_secret("sdf password default 11", "eleventh-new");
+    assert_int_equal(decrypt_with(s, 11), SDR_PARDENY);
+    assert_int_equal(sign_with(s, 11), SDR_PARDENY);
+    assert_int_equal(grant(s, 11, "eleventh-new"), SDR_OK);
+    assert_int_equal(sign_with(s, 11), SDR_OK);
+    SDF_CloseSession(s);
+    assert_int_equal(gmpt_ctl(g_d, NULL, "sdf keypair delete default 11"), 0);
+}
+
 static void test_signatures(void **state)
 {
     (void)state;
@@ -1532,6 +1592,7 @@ int main(void)
         cmocka_unit_test(test_generate_key_pair),
         cmocka_unit_test(test_access_rights),
         cmocka_unit_test(test_password_lockout),
+        cmocka_unit_test(test_rights_follow_the_pair),
         cmocka_unit_test(test_signatures),
         cmocka_unit_test(test_libcrypto_signature_verified),
         cmocka_unit_test(test_sm2_encryption),
