@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1520,6 +1522,115 @@ static void test_admin_and_restart(void **state)
     SDF_CloseSession(s);
 }
 
+/* An admin command sent as it is, without gmpoolctl's handling of the
+ * password: the daemon's status, and its reply text in *text. */
+static int admin_raw(char **text, int argc, const char *const *argv)
+{
+    uint8_t payload[1024];
+    size_t len = 0;
+    for (int i = 0; i < argc; i++) {
+        size_t n = strlen(argv[i]) + 1;
+        assert_true(len + n <= sizeof payload);
+        memcpy(payload + len, argv[i], n);
+        len += n;
+    }
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    snprintf(sun.sun_path, sizeof sun.sun_path, "%s", g_d->admin + 5);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sun, sizeof sun), 0);
+    gmpc_hdr h = {.type = GMPC_T_ADMIN, .len = (uint32_t)len}, r;
+    uint8_t *reply = NULL;
+    assert_int_equal(gmpt_raw_send_frame(fd, &h, payload), 0);
+    assert_int_equal(gmpt_raw_read_frame(fd, &r, &reply, 10000), 0);
+    close(fd);
+    *text = calloc(1, r.len + 1);
+    assert_non_null(*text);
+    if (r.len)
+        memcpy(*text, reply, r.len);
+    free(reply);
+    return r.type == GMPC_T_ERROR && r.status == GMP_OK ? GMP_ERR_INTERNAL
+                                                        : (int)r.status;
+}
+
+#define ADMIN_RAW(text, ...)                                                \
+    admin_raw(text, (int)(sizeof((const char *const[]){__VA_ARGS__}) /      \
+                          sizeof(const char *)),                            \
+              (const char *const[]){__VA_ARGS__})
+
+static bool listed(const char *kind, unsigned idx)
+{
+    char *out = NULL, want[64];
+    assert_int_equal(gmpt_ctl(g_d, &out, "sdf list default"), 0);
+    snprintf(want, sizeof want, "\n%-9s %5u ", kind, idx);
+    bool found = strstr(out, want) != NULL;
+    free(out);
+    return found;
+}
+
+/* A refused admin command: GMP_ERR_ARG and a usage line. */
+static void refused(char *text, int rc)
+{
+    assert_int_equal(rc, GMP_ERR_ARG);
+    assert_non_null(strstr(text, "usage: sdf"));
+    free(text);
+}
+
+/* The action is the command's, never the count of its arguments; a wrong
+ * form is refused and changes nothing. */
+static void test_admin_forms(void **state)
+{
+    (void)state;
+    ECCrefPublicKey before, after;
+    char *text = NULL;
+    void *s = open_session();
+    assert_int_equal(SDF_ExportSignPublicKey_ECC(s, 1, &before), SDR_OK);
+    /* a KEK command with a password does not make a key pair */
+    assert_int_not_equal(
+        gmpt_ctl(g_d, NULL, "sdf kek add default 13 somepassword"), 0);
+    assert_false(listed("sm2-sign", 13));
+    assert_false(listed("kek", 13));
+    /* passwords come from stdin, never the command line */
+    assert_int_not_equal(
+        gmpt_ctl(g_d, NULL, "sdf keypair add default 13 somepassword"), 0);
+    assert_int_not_equal(
+        gmpt_ctl(g_d, NULL, "sdf password default 1 somepassword"), 0);
+    assert_false(listed("sm2-sign", 13));
+    /* the daemon's own checks: add without a password is not delete */
+    refused(text, ADMIN_RAW(&text, "sdf", "keypair", "add", "default", "1"));
+    refused(text, ADMIN_RAW(&text, "sdf", "kek", "add", "default", "13",
+                            "somepassword"));
+    refused(text, ADMIN_RAW(&text, "sdf", "kek", "delete", "default", "1",
+                            "x"));
+    refused(text, ADMIN_RAW(&text, "sdf", "keypair", "delete", "default",
+                            "1", "x"));
+    refused(text, ADMIN_RAW(&text, "sdf", "keypair", "remove", "default",
+                            "1"));
+    refused(text, ADMIN_RAW(&text, "sdf", "keys", "add", "default", "13"));
+    refused(text, ADMIN_RAW(&text, "sdf", "password", "default", "1"));
+    refused(text, ADMIN_RAW(&text, "sdf", "password", "default", "1", "pw-1",
+                            "x"));
+    refused(text, ADMIN_RAW(&text, "sdf", "list"));
+    refused(text, ADMIN_RAW(&text, "sdf", "list", "default", "x"));
+    refused(text, ADMIN_RAW(&text, "sdf"));
+    assert_false(listed("sm2-sign", 13));
+    assert_false(listed("kek", 13));
+    assert_true(listed("kek", 1));
+    assert_int_equal(SDF_ExportSignPublicKey_ECC(s, 1, &after), SDR_OK);
+    assert_memory_equal(&before, &after, sizeof after);
+    /* the right forms still work, raw as through gmpoolctl */
+    assert_int_equal(ADMIN_RAW(&text, "sdf", "keypair", "add", "default",
+                               "13", "thirteen-pw"), GMP_OK);
+    free(text);
+    assert_true(listed("sm2-sign", 13));
+    assert_int_equal(grant(s, 13, "thirteen-pw"), SDR_OK);
+    assert_int_equal(ADMIN_RAW(&text, "sdf", "keypair", "delete", "default",
+                               "13"), GMP_OK);
+    free(text);
+    assert_false(listed("sm2-sign", 13));
+    SDF_CloseSession(s);
+}
+
 /* Every SDF op with short, truncated and random payloads over a raw
  * connection: an answer each time (an ERROR that closes is followed by a
  * new connection), and the daemon still serves afterwards. */
@@ -1605,6 +1716,7 @@ int main(void)
         cmocka_unit_test(test_example_program),
         cmocka_unit_test(test_internal_keys_hidden),
         cmocka_unit_test(test_admin_and_restart),
+        cmocka_unit_test(test_admin_forms),
         cmocka_unit_test(test_raw_bad_requests),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
