@@ -799,16 +799,41 @@ static int op_agree_respond(gmpd_session *s, gmpc_rbuf *r, gmpc_wbuf *w)
 
 /* ---- files ---- */
 
-static int op_file(gmpd_session *s, uint8_t op, gmpc_rbuf *r, gmpc_wbuf *w)
+/* A write fits its file as a whole or is refused before any byte of it
+ * is written: every request of a write says where the whole write ends
+ * (zero-length writes at the two ends check them against the file). */
+static int file_fits(uint32_t vcm, const uint8_t *name, size_t nl,
+                     uint32_t off, uint32_t end)
+{
+    int rc = gmpd_file_write(gmpd->store, vcm, name, nl, off, NULL, 0);
+    if (rc)
+        return rc;
+    rc = gmpd_file_write(gmpd->store, vcm, name, nl, end, NULL, 0);
+    return rc == GMP_ERR_ARG ? GMP_ERR_LENGTH : rc;
+}
+
+static int op_file_write(gmpd_session *s, gmpc_rbuf *r)
 {
     size_t nl = 0, dl = 0;
     const uint8_t *name = gmpc_r_blob(r, GMPD_FILE_NAME_MAX, &nl);
-    const uint8_t *data = NULL;
+    uint32_t off = gmpc_r_u32(r), end = gmpc_r_u32(r);
+    const uint8_t *data = gmpc_r_blob(r, GMPC_FILE_CHUNK, &dl);
+    if (!gmpc_r_done(r))
+        return GMP_ERR_PROTO;
+    if (end < off || end - off < dl)
+        return GMP_ERR_ARG; /* a write that ends before this part of it */
+    int rc = file_fits(s->tenant.vcm, name, nl, off, end);
+    return rc ? rc : gmpd_file_write(gmpd->store, s->tenant.vcm, name, nl,
+                                     off, data, dl);
+}
+
+static int op_file(gmpd_session *s, uint8_t op, gmpc_rbuf *r, gmpc_wbuf *w)
+{
+    size_t nl = 0;
+    const uint8_t *name = gmpc_r_blob(r, GMPD_FILE_NAME_MAX, &nl);
     uint32_t a = op == GMPC_FILE_DELETE ? 0 : gmpc_r_u32(r), b = 0;
     if (op == GMPC_FILE_READ)
         b = gmpc_r_u32(r);
-    else if (op == GMPC_FILE_WRITE)
-        data = gmpc_r_blob(r, GMPC_FILE_CHUNK, &dl);
     if (!gmpc_r_done(r))
         return GMP_ERR_PROTO;
     uint32_t vcm = s->tenant.vcm;
@@ -823,8 +848,6 @@ static int op_file(gmpd_session *s, uint8_t op, gmpc_rbuf *r, gmpc_wbuf *w)
         if (!rc)
             gmpc_w_blob(w, buf, n);
         return rc;
-    case GMPC_FILE_WRITE:
-        return gmpd_file_write(gmpd->store, vcm, name, nl, a, data, dl);
     default:
         return gmpd_file_delete(gmpd->store, vcm, name, nl);
     }
@@ -884,9 +907,10 @@ int gmpd_sdf_request(gmpd_session *s, uint8_t op, gmpc_rbuf *r,
         return op_agree_finish(s, r, w);
     case GMPC_AGREE_RESPOND:
         return op_agree_respond(s, r, w);
+    case GMPC_FILE_WRITE:
+        return op_file_write(s, r);
     case GMPC_FILE_CREATE:
     case GMPC_FILE_READ:
-    case GMPC_FILE_WRITE:
     case GMPC_FILE_DELETE:
         return op_file(s, op, r, w);
     default:

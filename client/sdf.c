@@ -512,6 +512,8 @@ GMP_API int gmp_file_read(gmp_client *c, const void *name, size_t name_len,
     return rc;
 }
 
+/* Every request says where the whole write ends, so the pool refuses one
+ * that does not fit before any of it is written. */
 GMP_API int gmp_file_write(gmp_client *c, const void *name, size_t name_len,
                            uint32_t offset, const void *buf, size_t len)
 {
@@ -519,14 +521,16 @@ GMP_API int gmp_file_write(gmp_client *c, const void *name, size_t name_len,
         return gmp_fail(GMP_ERR_ARG, "bad file name or NULL buffer");
     if (len > UINT32_MAX - offset)
         return gmp_fail(GMP_ERR_LENGTH, "write past 4 GiB");
+    uint32_t end = offset + (uint32_t)len;
     size_t sent = 0;
     int rc;
     do {
         size_t n = len - sent < GMPC_FILE_CHUNK ? len - sent : GMPC_FILE_CHUNK;
         req q;
-    gmpc_wbuf *w = req_start(&q, GMPC_FILE_WRITE);
+        gmpc_wbuf *w = req_start(&q, GMPC_FILE_WRITE);
         gmpc_w_blob(w, name, name_len);
         gmpc_w_u32(w, offset + (uint32_t)sent);
+        gmpc_w_u32(w, end);
         gmpc_w_blob(w, (const uint8_t *)buf + sent, n);
         reply rp;
         rc = done(call(c, w, &rp), &rp);

@@ -212,7 +212,7 @@ typedef enum gmpc_key_op {
                                 pt, peer tmp pt -> pub pt, tmp pt, handle */
     GMPC_FILE_CREATE = 50,  /* name blob, size u32 */
     GMPC_FILE_READ = 51,    /* name blob, offset u32, len u32 -> data blob */
-    GMPC_FILE_WRITE = 52,   /* name blob, offset u32, data blob */
+    GMPC_FILE_WRITE = 52,   /* name blob, offset u32, end u32, data blob */
     GMPC_FILE_DELETE = 53   /* name blob */
 } gmpc_key_op;
 

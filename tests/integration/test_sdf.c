@@ -1259,6 +1259,40 @@ static void test_files(void **state)
     SDF_CloseSession(s2);
 }
 
+/* A write that does not fit is refused before any of it is written,
+ * however many requests it takes. */
+static void test_file_write_all_or_nothing(void **state)
+{
+    (void)state;
+    void *s = open_session();
+    unsigned char name[] = "six-thousand";
+    unsigned int nl = sizeof name - 1, len = 0;
+    uint8_t *data = gmpt_random_bytes(9000), back[6000], zero[6000] = {0};
+    assert_int_equal(SDF_CreateFile(s, name, nl, 6000), SDR_OK);
+    assert_int_equal(SDF_WriteFile(s, name, nl, 0, 9000, data),
+                     SDR_FILESIZEERR);
+    assert_int_equal(SDF_WriteFile(s, name, nl, 100, 5901, data),
+                     SDR_FILESIZEERR);
+    assert_int_equal(SDF_WriteFile(s, name, nl, 5000, 4097, data),
+                     SDR_FILESIZEERR);
+    len = sizeof back;
+    assert_int_equal(SDF_ReadFile(s, name, nl, 0, &len, back), SDR_OK);
+    assert_int_equal(len, 6000);
+    assert_memory_equal(back, zero, sizeof zero);
+    /* what fits is written, in as many requests as it takes */
+    assert_int_equal(SDF_WriteFile(s, name, nl, 100, 5900, data), SDR_OK);
+    len = sizeof back;
+    assert_int_equal(SDF_ReadFile(s, name, nl, 0, &len, back), SDR_OK);
+    assert_memory_equal(back, zero, 100);
+    assert_memory_equal(back + 100, data, 5900);
+    assert_int_equal(SDF_WriteFile(s, name, nl, 6000, 0, data), SDR_OK);
+    assert_int_equal(SDF_WriteFile(s, name, nl, 6001, 0, data),
+                     SDR_FILEOFSERR);
+    assert_int_equal(SDF_DeleteFile(s, name, nl), SDR_OK);
+    free(data);
+    SDF_CloseSession(s);
+}
+
 static void test_rsa_not_supported(void **state)
 {
     (void)state;
@@ -1710,6 +1744,7 @@ int main(void)
         cmocka_unit_test(test_sm2_session_keys),
         cmocka_unit_test(test_key_agreement),
         cmocka_unit_test(test_files),
+        cmocka_unit_test(test_file_write_all_or_nothing),
         cmocka_unit_test(test_rsa_not_supported),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_fork),
