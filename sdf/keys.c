@@ -237,10 +237,13 @@ SDF_API int SDF_GenerateAgreementDataWithECC(
     else if (!pucSponsorPublicKey || !pucSponsorTmpPublicKey ||
              !phAgreementHandle)
         rv = SDR_OUTARGERR;
-    else
-        rv = sdf_rv(gmp_sm2_agree_start(s->cli, uiISKIndex, pucSponsorID,
+    else {
+        const unsigned char *id = pucSponsorID;
+        sdf_id_or_default(&id, &uiSponsorIDLength);
+        rv = sdf_rv(gmp_sm2_agree_start(s->cli, uiISKIndex, id,
                                         uiSponsorIDLength, &pub, &tmp,
                                         &agreement));
+    }
     if (rv == SDR_OK && s->agreements.n == GMP_SM2_AGREE_MAX) {
         /* the pool has dropped the oldest; so does this list */
         memmove(s->agreements.v, s->agreements.v + 1,
@@ -264,6 +267,7 @@ static int party_in(const unsigned char *id, unsigned int id_len,
 {
     if (!id_ok(id, id_len))
         return SDR_INARGERR;
+    sdf_id_or_default(&id, &id_len);
     p->id = id;
     p->id_len = id_len;
     int rv = sdf_pub_in(pub, &p->pub);
@@ -327,8 +331,10 @@ SDF_API int SDF_GenerateAgreementDataAndKeyWithECC(
     if (rv == SDR_OK && (!pucResponsePublicKey || !pucResponseTmpPublicKey ||
                          !phKeyHandle))
         rv = SDR_OUTARGERR;
+    const unsigned char *id = pucResponseID;
+    sdf_id_or_default(&id, &uiResponseIDLength);
     if (rv == SDR_OK)
-        rv = sdf_rv(gmp_sm2_agree_respond(s->cli, uiISKIndex, pucResponseID,
+        rv = sdf_rv(gmp_sm2_agree_respond(s->cli, uiISKIndex, id,
                                           uiResponseIDLength, &sponsor, &pub,
                                           &tmp, &handle));
     if (rv == SDR_OK)

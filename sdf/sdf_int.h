@@ -62,6 +62,10 @@ void sdf_pub_out(const gmp_sm2_point *p, ECCrefPublicKey *k);
 int sdf_cipher_in(const ECCCipher *e, gmp_sm2_cipher *c);
 void sdf_cipher_out(const gmp_sm2_cipher *c, ECCCipher *e);
 
+/* An SM2 ID of 0 bytes becomes the default ID 1234567812345678, in the
+ * hash's Z and in key agreement alike. */
+void sdf_id_or_default(const unsigned char **id, unsigned int *len);
+
 #define SDF_KEY_BITS 128 /* session keys are SM4 */
 #define SDF_ECC_BITS 256
 

@@ -1192,6 +1192,30 @@ static void test_key_agreement(void **state)
     SDF_CloseSession(s2);
 }
 
+/* An empty ID is GM/T 0009's default ID, in agreement as in the hash:
+ * each side leaves its own ID out, the other names it in full. */
+static void test_agreement_default_id(void **state)
+{
+    (void)state;
+    void *s1 = open_session(), *s2 = open_session();
+    void *agree = NULL, *ka = NULL, *kb = NULL;
+    ECCrefPublicKey spub, stmp, rpub, rtmp;
+    unsigned char def[] = ID;
+    assert_int_equal(grant(s1, 1, PWD1), SDR_OK);
+    assert_int_equal(grant(s2, 2, PWD2), SDR_OK);
+    assert_int_equal(SDF_GenerateAgreementDataWithECC(s1, 1, 128, NULL, 0,
+                                                      &spub, &stmp, &agree),
+                     SDR_OK);
+    assert_int_equal(SDF_GenerateAgreementDataAndKeyWithECC(
+                         s2, 2, 128, NULL, 0, def, sizeof def - 1, &spub,
+                         &stmp, &rpub, &rtmp, &kb), SDR_OK);
+    assert_int_equal(SDF_GenerateKeyWithECC(s1, def, sizeof def - 1, &rpub,
+                                            &rtmp, agree, &ka), SDR_OK);
+    encrypt_decrypt_match(s1, ka, s2, kb);
+    SDF_CloseSession(s1);
+    SDF_CloseSession(s2);
+}
+
 /* ---- files ---- */
 
 static void test_files(void **state)
@@ -1743,6 +1767,7 @@ int main(void)
         cmocka_unit_test(test_sm2_encryption),
         cmocka_unit_test(test_sm2_session_keys),
         cmocka_unit_test(test_key_agreement),
+        cmocka_unit_test(test_agreement_default_id),
         cmocka_unit_test(test_files),
         cmocka_unit_test(test_file_write_all_or_nothing),
         cmocka_unit_test(test_rsa_not_supported),
