@@ -29,9 +29,11 @@ _Static_assert(GMP_SDF_TRIES == GMPD_PIN_TRIES, "one lock-out policy");
 _Static_assert(GMP_SM2_LEN == GMPD_SM2_LEN, "SM2 sizes");
 
 /* A started agreement: the sponsor's ephemeral key waits for the
- * responder's answer. */
+ * responder's answer.  Its id is 64 random bits, so an id a client kept
+ * from before a restart names nothing in this process. */
 typedef struct sdf_agree {
-    uint32_t id;               /* 0 = free */
+    uint64_t id;               /* 0 = free */
+    uint64_t age;              /* the session's count at its start */
     uint32_t index;
     uint8_t r[L];
     gmpd_sm2_point tmp;
@@ -55,7 +57,7 @@ struct gmpd_sdf_state {
     sdf_right *rights;
     size_t n_rights, cap_rights;
     sdf_agree agree[AGREE_MAX];
-    uint32_t next_agree;
+    uint64_t agreements;       /* started so far */
 };
 
 /* Password checks and their failure counts as one unit per process, so
@@ -674,27 +676,50 @@ static void r_party(gmpc_rbuf *r, gmpd_sm2_party *p)
     r_point(r, &p->tmp);
 }
 
-/* Parks a started agreement; the oldest one makes room. */
-static int agree_park(gmpd_session *s, const sdf_agree *a, uint32_t *id)
+static bool agree_id_taken(const gmpd_sdf_state *st, uint64_t id)
+{
+    for (unsigned i = 0; i < AGREE_MAX; i++)
+        if (st->agree[i].id == id)
+            return true;
+    return false;
+}
+
+/* Parks a started agreement under a new id; the oldest (or a free slot)
+ * makes room. */
+static int agree_park(gmpd_session *s, const sdf_agree *a, uint64_t id)
 {
     pthread_mutex_lock(&s->mu);
     gmpd_sdf_state *st = state_locked(s);
-    if (st) {
+    int rc = !st                     ? GMP_ERR_NOMEM
+             : agree_id_taken(st, id) ? GMP_ERR_EXISTS
+                                      : GMP_OK;
+    if (!rc) {
         sdf_agree *slot = &st->agree[0];
         for (unsigned i = 0; i < AGREE_MAX; i++)
-            if (st->agree[i].id < slot->id)
+            if (st->agree[i].age < slot->age)
                 slot = &st->agree[i];
         *slot = *a;
-        if (++st->next_agree == 0)
-            st->next_agree = 1;
-        slot->id = *id = st->next_agree;
+        slot->id = id;
+        slot->age = ++st->agreements;
     }
     pthread_mutex_unlock(&s->mu);
-    return st ? GMP_OK : GMP_ERR_NOMEM;
+    return rc;
+}
+
+/* A random id, not 0 (a free slot) and not one the session holds. */
+static int agree_store(gmpd_session *s, const sdf_agree *a, uint64_t *id)
+{
+    int rc = GMP_ERR_EXISTS;
+    for (int tries = 0; rc == GMP_ERR_EXISTS && tries < 4; tries++) {
+        rc = gmpd_engine_random((uint8_t *)id, sizeof *id);
+        if (!rc)
+            rc = *id ? agree_park(s, a, *id) : GMP_ERR_EXISTS;
+    }
+    return rc == GMP_ERR_EXISTS ? GMP_ERR_INTERNAL : rc;
 }
 
 /* Takes an agreement out: it is used once. */
-static int agree_take(gmpd_session *s, uint32_t id, sdf_agree *out)
+static int agree_take(gmpd_session *s, uint64_t id, sdf_agree *out)
 {
     int rc = GMP_ERR_NOT_FOUND;
     pthread_mutex_lock(&s->mu);
@@ -715,7 +740,7 @@ static int op_agree_start(gmpd_session *s, gmpc_rbuf *r, gmpc_wbuf *w)
     sdf_agree a = {.index = gmpc_r_u32(r)};
     gmpd_sm2_point pub;
     const uint8_t *id = gmpc_r_blob(r, GMP_SM2_MAX_ID, &a.id_len);
-    uint32_t agreement = 0;
+    uint64_t agreement = 0;
     if (!gmpc_r_done(r))
         return GMP_ERR_PROTO;
     if (a.id_len)
@@ -724,10 +749,10 @@ static int op_agree_start(gmpd_session *s, gmpc_rbuf *r, gmpc_wbuf *w)
     if (!rc)
         rc = gmpd_sm2_keygen(a.r, &a.tmp);
     if (!rc)
-        rc = agree_park(s, &a, &agreement);
+        rc = agree_store(s, &a, &agreement);
     OPENSSL_cleanse(&a.r, sizeof a.r);
     if (!rc) {
-        gmpc_w_u32(w, agreement);
+        gmpc_w_u64(w, agreement);
         w_point(w, &pub);
         w_point(w, &a.tmp);
     }
@@ -753,7 +778,7 @@ static int agree_key(gmpd_session *s, bool sponsor, uint32_t idx,
 
 static int op_agree_finish(gmpd_session *s, gmpc_rbuf *r, gmpc_wbuf *w)
 {
-    uint32_t id = gmpc_r_u32(r);
+    uint64_t id = gmpc_r_u64(r);
     gmpd_sm2_party peer, self;
     sdf_agree a;
     uint32_t handle = 0;

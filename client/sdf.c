@@ -388,7 +388,7 @@ static void w_party(gmpc_wbuf *w, const gmp_sm2_party *p)
 
 GMP_API int gmp_sm2_agree_start(gmp_client *c, uint32_t index, const void *id,
                                 size_t id_len, gmp_sm2_point *pub,
-                                gmp_sm2_point *tmp, uint32_t *agreement)
+                                gmp_sm2_point *tmp, uint64_t *agreement)
 {
     if (!id_ok(id, id_len) || !pub || !tmp || !agreement)
         return gmp_fail(GMP_ERR_ARG, "NULL argument or ID too long");
@@ -399,14 +399,14 @@ GMP_API int gmp_sm2_agree_start(gmp_client *c, uint32_t index, const void *id,
     reply rp;
     int rc = call(c, w, &rp);
     if (rc == GMP_OK) {
-        *agreement = gmpc_r_u32(&rp.r);
+        *agreement = gmpc_r_u64(&rp.r);
         r_point(&rp.r, pub);
         r_point(&rp.r, tmp);
     }
     return done(rc, &rp);
 }
 
-GMP_API int gmp_sm2_agree_finish(gmp_client *c, uint32_t agreement,
+GMP_API int gmp_sm2_agree_finish(gmp_client *c, uint64_t agreement,
                                  const gmp_sm2_party *responder,
                                  uint32_t *handle)
 {
@@ -414,7 +414,7 @@ GMP_API int gmp_sm2_agree_finish(gmp_client *c, uint32_t agreement,
         return gmp_fail(GMP_ERR_ARG, "NULL argument or ID too long");
     req q;
     gmpc_wbuf *w = req_start(&q, GMPC_AGREE_FINISH);
-    gmpc_w_u32(w, agreement);
+    gmpc_w_u64(w, agreement);
     w_party(w, responder);
     reply rp;
     int rc = call(c, w, &rp);

@@ -25,6 +25,7 @@ static sdf_device **g_devs;
 static size_t g_n_devs, g_cap_devs;
 static sdf_session **g_sess;
 static size_t g_n_sess, g_cap_sess;
+static uintptr_t g_last_handle; /* registry lock */
 
 static void lock_registry(void)
 {
@@ -73,6 +74,18 @@ static bool ptr_has(void *const *v, size_t n, const void *p)
         if (v[i] == p)
             return true;
     return false;
+}
+
+/* Counted, never reused: a stale handle never names a newer object. */
+uintptr_t sdf_handle_next(void)
+{
+    pthread_once(&g_once, registry_init);
+    lock_registry();
+    if (++g_last_handle == 0)
+        g_last_handle = 1;
+    uintptr_t h = g_last_handle;
+    unlock_registry();
+    return h;
 }
 
 /* ---- status mapping ---- */
@@ -161,7 +174,6 @@ static void session_free(sdf_session *s)
     gmp_task_free(s->hash);
     gmp_client_close(s->cli); /* the pool drops its session keys */
     free(s->keys.v);
-    free(s->agreements.v);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }

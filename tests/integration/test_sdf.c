@@ -1216,6 +1216,40 @@ static void test_agreement_default_id(void **state)
     SDF_CloseSession(s2);
 }
 
+/* An agreement started before a restart of the pool is gone with it; its
+ * handle names nothing afterwards, least of all an agreement started
+ * since. */
+static void test_agreement_across_restart(void **state)
+{
+    (void)state;
+    void *s1 = open_session(), *s2 = open_session();
+    void *stale = NULL, *agree = NULL, *ka = NULL, *kb = NULL;
+    ECCrefPublicKey spub, stmp, rpub, rtmp;
+    unsigned char sid[] = "sponsor", rid[] = "responder";
+    unsigned sl = sizeof sid - 1, rl = sizeof rid - 1;
+    assert_int_equal(grant(s1, 1, PWD1), SDR_OK);
+    assert_int_equal(SDF_GenerateAgreementDataWithECC(s1, 1, 128, sid, sl,
+                                                      &spub, &stmp, &stale),
+                     SDR_OK);
+    gmpt_restart(g_d);
+    assert_int_equal(grant(s1, 1, PWD1), SDR_OK);
+    assert_int_equal(grant(s2, 2, PWD2), SDR_OK);
+    assert_int_equal(SDF_GenerateAgreementDataWithECC(s1, 1, 128, sid, sl,
+                                                      &spub, &stmp, &agree),
+                     SDR_OK);
+    assert_ptr_not_equal(agree, stale);
+    assert_int_equal(SDF_GenerateAgreementDataAndKeyWithECC(
+                         s2, 2, 128, rid, rl, sid, sl, &spub, &stmp, &rpub,
+                         &rtmp, &kb), SDR_OK);
+    assert_int_equal(SDF_GenerateKeyWithECC(s1, rid, rl, &rpub, &rtmp, stale,
+                                            &ka), SDR_KEYNOTEXIST);
+    assert_int_equal(SDF_GenerateKeyWithECC(s1, rid, rl, &rpub, &rtmp, agree,
+                                            &ka), SDR_OK);
+    encrypt_decrypt_match(s1, ka, s2, kb);
+    SDF_CloseSession(s1);
+    SDF_CloseSession(s2);
+}
+
 /* ---- files ---- */
 
 static void test_files(void **state)
@@ -1768,6 +1802,7 @@ int main(void)
         cmocka_unit_test(test_sm2_session_keys),
         cmocka_unit_test(test_key_agreement),
         cmocka_unit_test(test_agreement_default_id),
+        cmocka_unit_test(test_agreement_across_restart),
         cmocka_unit_test(test_files),
         cmocka_unit_test(test_file_write_all_or_nothing),
         cmocka_unit_test(test_rsa_not_supported),
