@@ -34,7 +34,8 @@ typedef struct sdf_agreement {
 } sdf_agreement;
 
 typedef struct sdf_session {
-    void *dev;               /* the device handle it was opened on */
+    uintptr_t handle;        /* the caller's, never reused */
+    uintptr_t dev;           /* the handle of the device it was opened on */
     pid_t pid;
     pthread_mutex_t mu;      /* one call at a time; the fields below */
     bool closed;

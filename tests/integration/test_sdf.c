@@ -333,6 +333,39 @@ static void test_device_and_sessions(void **state)
     assert_int_equal(SDF_OpenSession(dev, &s), SDR_OPENDEVICE);
 }
 
+/* A closed handle stays closed, whatever is opened after it, even where
+ * the library's memory is reused. */
+static void test_handles_not_reused(void **state)
+{
+    (void)state;
+    void *closed[8], *s = NULL;
+    DEVICEINFO info;
+    for (int i = 0; i < 8; i++) {
+        s = open_session();
+        for (int j = 0; j < i; j++) {
+            assert_ptr_not_equal(s, closed[j]);
+            assert_int_equal(SDF_GetDeviceInfo(closed[j], &info),
+                             SDR_OPENSESSION);
+        }
+        assert_int_equal(SDF_CloseSession(s), SDR_OK);
+        closed[i] = s;
+    }
+    for (int i = 0; i < 8; i++) {
+        void *dev = NULL;
+        assert_int_equal(SDF_OpenDevice(&dev), SDR_OK);
+        for (int j = 0; j < i; j++) {
+            assert_ptr_not_equal(dev, closed[j]);
+            assert_int_equal(SDF_OpenSession(closed[j], &s), SDR_OPENDEVICE);
+        }
+        /* a session's handle is no device's, nor the other way round */
+        assert_int_equal(SDF_OpenSession(dev, &s), SDR_OK);
+        assert_int_equal(SDF_OpenSession(s, &s), SDR_OPENDEVICE);
+        assert_int_equal(SDF_GetDeviceInfo(dev, &info), SDR_OPENSESSION);
+        assert_int_equal(SDF_CloseDevice(dev), SDR_OK);
+        closed[i] = dev;
+    }
+}
+
 static void test_device_without_pool(void **state)
 {
     (void)state;
@@ -1785,6 +1818,7 @@ int main(void)
         cmocka_unit_test(test_exports),
         cmocka_unit_test(test_device_and_sessions),
         cmocka_unit_test(test_device_without_pool),
+        cmocka_unit_test(test_handles_not_reused),
         cmocka_unit_test(test_random),
         cmocka_unit_test(test_sm3),
         cmocka_unit_test(test_sm4_known_answers),
