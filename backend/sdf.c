@@ -60,8 +60,13 @@ struct gmpd_sdf_state {
     uint64_t agreements;       /* started so far */
 };
 
-/* Password checks and their failure counts as one unit per process, so
- * parallel guesses cannot share a count (as token.c does for PINs). */
+/* Password checks run in parallel, for every tenant and key pair: the
+ * 10 000-iteration PBKDF2 runs outside any lock.  Each guess is counted
+ * before it is checked and a right one clears the count afterwards; the
+ * count's read and write are one unit under this lock, so parallel
+ * guesses each take a count of their own and no more are checked than
+ * the tries left.  (A daemon that dies between the two keeps the count of
+ * a right guess: it errs towards the lock.) */
 static pthread_mutex_t g_pwd_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* ---- session state ---- */
@@ -353,6 +358,37 @@ static int sm2_ct_decrypt(gmpd_session *s, uint32_t idx, const sm2_ct *c,
 
 /* ---- access rights ---- */
 
+/* Counts a guess at idx before it is checked: the record to check it
+ * against, unless there is none or the count is used up. */
+static int pwd_reserve(uint32_t vcm, uint32_t idx, gmpd_pin *p)
+{
+    pthread_mutex_lock(&g_pwd_mu);
+    int rc = gmpd_keypin_get(gmpd->store, vcm, idx, p);
+    if (!rc)
+        rc = p->len == 0                  ? GMP_ERR_PIN_UNSET
+             : p->fails >= GMPD_PIN_TRIES ? GMP_ERR_PIN_LOCKED
+                                          : GMP_OK;
+    if (!rc)
+        rc = gmpd_keypin_fails(gmpd->store, vcm, idx, p->fails + 1);
+    pthread_mutex_unlock(&g_pwd_mu);
+    return rc;
+}
+
+/* A right guess clears the count, unless a new password has been set
+ * meanwhile (which cleared it and is not what was checked). */
+static int pwd_clear(uint32_t vcm, uint32_t idx, const gmpd_pin *p)
+{
+    gmpd_pin now;
+    pthread_mutex_lock(&g_pwd_mu);
+    int rc = gmpd_keypin_get(gmpd->store, vcm, idx, &now);
+    if (!rc && now.len == p->len &&
+        CRYPTO_memcmp(now.rec, p->rec, p->len) == 0)
+        rc = gmpd_keypin_fails(gmpd->store, vcm, idx, 0);
+    pthread_mutex_unlock(&g_pwd_mu);
+    OPENSSL_cleanse(&now, sizeof now);
+    return rc;
+}
+
 /* Checks the password and gives the generation it was checked against. */
 static int pwd_verify(gmpd_session *s, uint32_t idx, const uint8_t *pwd,
                       size_t len, uint8_t gen[GEN_LEN])
@@ -360,16 +396,14 @@ static int pwd_verify(gmpd_session *s, uint32_t idx, const uint8_t *pwd,
     gmpd_pin p;
     uint32_t fails = 0;
     uint32_t vcm = s->tenant.vcm;
-    pthread_mutex_lock(&g_pwd_mu);
-    int rc = gmpd_keypin_get(gmpd->store, vcm, idx, &p);
+    int rc = pwd_reserve(vcm, idx, &p);
     if (!rc)
         rc = gmpd_pin_check(&p, pwd, len, &fails);
-    if ((rc == GMP_OK || rc == GMP_ERR_PIN) && fails != p.fails)
-        gmpd_keypin_fails(gmpd->store, vcm, idx, fails);
-    pthread_mutex_unlock(&g_pwd_mu);
+    if (!rc)
+        rc = pwd_clear(vcm, idx, &p);
     if (!rc)
         rc = pwd_gen(&p, gen);
-    if (rc == GMP_ERR_PIN && fails >= GMPD_PIN_TRIES)
+    if (rc == GMP_ERR_PIN && p.fails + 1 >= GMPD_PIN_TRIES)
         gmpd_log(GMPD_WARN, "tenant %s: password of SDF key pair %u locked "
                  "after %u wrong attempts", s->tenant.name, idx,
                  GMPD_PIN_TRIES);

@@ -917,6 +917,61 @@ static void test_rights_follow_the_pair(void **state)
     assert_int_equal(gmpt_ctl(g_d, NULL, "sdf keypair delete default 11"), 0);
 }
 
+typedef struct guesser {
+    pthread_barrier_t *start;
+    int wrong, locked, other;
+} guesser;
+
+/* Three wrong passwords for pair 14 from a daemon session of its own. */
+static void *guess_run(void *arg)
+{
+    guesser *g = arg;
+    gmp_options o = gmpt_options(g_d);
+    gmp_client *c = NULL;
+    if (gmp_client_open(&c, &o) != GMP_OK || gmp_client_connect(c) != GMP_OK)
+        g->other++;
+    pthread_barrier_wait(g->start);
+    for (int i = 0; c && i < 3; i++) {
+        int rc = gmp_sdf_unlock(c, 14, "not-the-one", 11);
+        g->wrong += rc == GMP_ERR_PIN;
+        g->locked += rc == GMP_ERR_PIN_LOCKED;
+        g->other += rc != GMP_ERR_PIN && rc != GMP_ERR_PIN_LOCKED;
+    }
+    gmp_client_close(c);
+    return NULL;
+}
+
+/* Guesses in parallel each take a count of their own: of 24, exactly ten
+ * are checked and the rest find the pair locked. */
+static void test_parallel_guesses_counted(void **state)
+{
+    (void)state;
+    enum { N = 8 };
+    pthread_t th[N];
+    guesser g[N];
+    pthread_barrier_t start;
+    int wrong = 0, locked = 0;
+    ctl_secret("sdf keypair add default 14", "fourteen-pw");
+    pthread_barrier_init(&start, NULL, N);
+    for (int i = 0; i < N; i++) {
+        g[i] = (guesser){.start = &start};
+        assert_int_equal(pthread_create(&th[i], NULL, guess_run, &g[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(g[i].other, 0);
+        wrong += g[i].wrong;
+        locked += g[i].locked;
+    }
+    pthread_barrier_destroy(&start);
+    assert_int_equal(wrong, 10);
+    assert_int_equal(locked, 3 * N - 10);
+    void *s = open_session();
+    assert_int_equal(grant(s, 14, "fourteen-pw"), SDR_PRKRERR);
+    SDF_CloseSession(s);
+    assert_int_equal(gmpt_ctl(g_d, NULL, "sdf keypair delete default 14"), 0);
+}
+
 static void test_signatures(void **state)
 {
     (void)state;
@@ -1830,6 +1885,7 @@ int main(void)
         cmocka_unit_test(test_access_rights),
         cmocka_unit_test(test_password_lockout),
         cmocka_unit_test(test_rights_follow_the_pair),
+        cmocka_unit_test(test_parallel_guesses_counted),
         cmocka_unit_test(test_signatures),
         cmocka_unit_test(test_libcrypto_signature_verified),
         cmocka_unit_test(test_sm2_encryption),
