@@ -674,6 +674,15 @@ static void test_sm4_errors(void **state)
                      SDR_OK);
     assert_int_equal(len, 48);
     assert_memory_equal(iv, iv0, 16);
+    len = 0;
+    assert_int_equal(SDF_Decrypt(s, k, SGD_SM4_CBC, iv, buf, 32, NULL, &len),
+                     SDR_OK);
+    assert_int_equal(len, 32);
+    assert_memory_equal(iv, iv0, 16);
+    assert_int_equal(SDF_Decrypt(s, k, SGD_SM4_CBC, iv, buf, 32, NULL, NULL),
+                     SDR_OUTARGERR);
+    assert_int_equal(SDF_Decrypt(s, k, SGD_SM4_CBC, iv, buf, 31, NULL, &len),
+                     SDR_INARGERR);
     assert_int_equal(SDF_Encrypt(s, k, SGD_SM4_CBC, iv, buf, 0, buf, &len),
                      SDR_OK);
     assert_int_equal(len, 0);
@@ -1811,6 +1820,117 @@ static void test_admin_forms(void **state)
     SDF_CloseSession(s);
 }
 
+/* A restart buys no more guesses: nine wrong before it and one after
+ * lock the pair. */
+static void test_lockout_survives_restart(void **state)
+{
+    (void)state;
+    char *out = NULL;
+    void *s = open_session();
+    ctl_secret("sdf keypair add default 15", "fifteen-pw");
+    for (int i = 0; i < 9; i++)
+        assert_int_equal(grant(s, 15, "wrong-one"), SDR_PRKRERR);
+    SDF_CloseSession(s);
+    gmpt_restart(g_d);
+    s = open_session();
+    assert_int_equal(grant(s, 15, "wrong-one"), SDR_PRKRERR);
+    assert_int_equal(grant(s, 15, "fifteen-pw"), SDR_PRKRERR);
+    assert_int_equal(gmpt_ctl(g_d, &out, "sdf list default"), 0);
+    assert_non_null(strstr(out, "sm2-sign     15"));
+    assert_non_null(strstr(out, "locked"));
+    free(out);
+    SDF_CloseSession(s);
+    assert_int_equal(gmpt_ctl(g_d, NULL, "sdf keypair delete default 15"), 0);
+}
+
+/* A device and session of another tenant. */
+static void *other_tenant_session(const char *creds, void **dev)
+{
+    char *saved = strdup(getenv("GMPOOL_CREDENTIALS"));
+    void *s = NULL;
+    setenv("GMPOOL_CREDENTIALS", creds, 1);
+    assert_int_equal(SDF_OpenDevice(dev), SDR_OK);
+    assert_int_equal(SDF_OpenSession(*dev, &s), SDR_OK);
+    setenv("GMPOOL_CREDENTIALS", saved, 1);
+    free(saved);
+    return s;
+}
+
+/* Another tenant's internal keys, passwords, session keys and files are
+ * not there for a tenant: refused or missing, never used. */
+static void test_second_tenant(void **state)
+{
+    (void)state;
+    char creds[300], args[400];
+    snprintf(creds, sizeof creds, "%s/carol.cred", g_d->dir);
+    snprintf(args, sizeof args, "-o '%s' tenant add carol", creds);
+    assert_int_equal(gmpt_ctl(g_d, NULL, args), 0);
+    void *dev = NULL, *sa = open_session();
+    void *sb = other_tenant_session(creds, &dev), *k = NULL, *kb = NULL;
+    ECCrefPublicKey pa, pb;
+    uint8_t key[16] = {3}, wrapped[64], buf[64];
+    unsigned int wl = 0, len = 0;
+    unsigned char name[] = "same-name";
+    /* internal keys and passwords */
+    assert_int_equal(SDF_ExportSignPublicKey_ECC(sb, 1, &pb),
+                     SDR_KEYNOTEXIST);
+    assert_int_equal(grant(sb, 1, PWD1), SDR_KEYNOTEXIST);
+    assert_int_equal(SDF_GenerateKeyWithKEK(sb, 128, SGD_SM4_ECB, 1, wrapped,
+                                            &wl, &k), SDR_KEYNOTEXIST);
+    assert_int_equal(grant(sa, 1, PWD1), SDR_OK);
+    assert_int_equal(sign_with(sb, 1), SDR_PARDENY);
+    ctl_secret("sdf keypair add carol 1", "carol-pass");
+    assert_int_equal(SDF_ExportSignPublicKey_ECC(sa, 1, &pa), SDR_OK);
+    assert_int_equal(SDF_ExportSignPublicKey_ECC(sb, 1, &pb), SDR_OK);
+    assert_memory_not_equal(&pa, &pb, sizeof pb);
+    assert_int_equal(grant(sb, 1, PWD1), SDR_PRKRERR);
+    assert_int_equal(grant(sb, 1, "carol-pass"), SDR_OK);
+    assert_int_equal(sign_with(sb, 1), SDR_OK);
+    assert_int_equal(grant(sa, 1, "carol-pass"), SDR_PRKRERR);
+    assert_int_equal(grant(sa, 1, PWD1), SDR_OK);
+    /* session keys: through the library and straight to the pool */
+    k = import_key(sa, key);
+    assert_int_equal(SDF_Encrypt(sb, k, SGD_SM4_ECB, NULL, buf, 16, buf,
+                                 &len), SDR_KEYNOTEXIST);
+    gmp_options o = gmpt_options(g_d);
+    o.credentials = creds;
+    gmp_client *c = NULL;
+    gmp_key_info info;
+    assert_int_equal(gmp_client_open(&c, &o), GMP_OK);
+    assert_int_equal(gmp_key_get_info(c, (uint32_t)(uintptr_t)k, &info),
+                     GMP_ERR_NOT_FOUND);
+    assert_int_equal(gmp_key_destroy(c, (uint32_t)(uintptr_t)k),
+                     GMP_ERR_NOT_FOUND);
+    gmp_client_close(c);
+    kb = import_key(sb, key);
+    assert_int_equal(SDF_Encrypt(sa, kb, SGD_SM4_ECB, NULL, buf, 16, buf,
+                                 &len), SDR_KEYNOTEXIST);
+    assert_int_equal(SDF_Encrypt(sa, k, SGD_SM4_ECB, NULL, buf, 16, buf,
+                                 &len), SDR_OK);
+    /* files: one name, two files */
+    assert_int_equal(SDF_CreateFile(sa, name, 9, 16), SDR_OK);
+    assert_int_equal(SDF_WriteFile(sa, name, 9, 0, 16, (unsigned char *)"A"
+                                   "AAAAAAAAAAAAAAA"), SDR_OK);
+    len = sizeof buf;
+    assert_int_equal(SDF_ReadFile(sb, name, 9, 0, &len, buf),
+                     SDR_FILENOEXIST);
+    assert_int_equal(SDF_WriteFile(sb, name, 9, 0, 1, buf), SDR_FILENOEXIST);
+    assert_int_equal(SDF_DeleteFile(sb, name, 9), SDR_FILENOEXIST);
+    assert_int_equal(SDF_CreateFile(sb, name, 9, 16), SDR_OK);
+    assert_int_equal(SDF_WriteFile(sb, name, 9, 0, 16, (unsigned char *)"B"
+                                   "BBBBBBBBBBBBBBB"), SDR_OK);
+    assert_int_equal(SDF_DeleteFile(sb, name, 9), SDR_OK);
+    len = sizeof buf;
+    assert_int_equal(SDF_ReadFile(sa, name, 9, 0, &len, buf), SDR_OK);
+    assert_int_equal(len, 16);
+    assert_memory_equal(buf, "AAAAAAAAAAAAAAAA", 16);
+    assert_int_equal(SDF_DeleteFile(sa, name, 9), SDR_OK);
+    SDF_CloseSession(sa);
+    assert_int_equal(SDF_CloseDevice(dev), SDR_OK);
+    assert_int_equal(gmpt_ctl(g_d, NULL, "sdf keypair delete carol 1"), 0);
+    assert_int_equal(gmpt_ctl(g_d, NULL, "tenant remove carol"), 0);
+}
+
 /* Every SDF op with short, truncated and random payloads over a raw
  * connection: an answer each time (an ERROR that closes is followed by a
  * new connection), and the daemon still serves afterwards. */
@@ -1902,6 +2022,8 @@ int main(void)
         cmocka_unit_test(test_internal_keys_hidden),
         cmocka_unit_test(test_admin_and_restart),
         cmocka_unit_test(test_admin_forms),
+        cmocka_unit_test(test_lockout_survives_restart),
+        cmocka_unit_test(test_second_tenant),
         cmocka_unit_test(test_raw_bad_requests),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
