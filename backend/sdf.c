@@ -3,7 +3,8 @@
  * signing and encryption key pairs guarded per index by a password.  A
  * session gains the right to an index's private keys with that password
  * (the count of wrong ones locks it, as for the user PIN) and keeps it
- * until it releases it or ends.  Private keys and KEKs are read from the
+ * until it releases it or ends, or the operator replaces the pair or its
+ * password.  Private keys and KEKs are read from the
  * store for one operation and cleansed; what leaves is public keys,
  * signatures, ciphertexts and handles of session keys (SM4, owned by the
  * session, purged with it).  SM2 is sm2.c's, SM4 key wrapping the
@@ -47,7 +48,7 @@ typedef struct sdf_agree {
  * (each new password, even the same one again, has a new random salt).
  * An operator replacing the pair or setting a password voids it. */
 typedef struct sdf_right {
-    uint32_t index;            /* 0 = free */
+    uint32_t index;
     uint32_t sign, enc;        /* key handles, 0 = that half was missing */
     uint8_t gen[GEN_LEN];
 } sdf_right;
