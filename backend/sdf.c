@@ -3,7 +3,8 @@
  * signing and encryption key pairs guarded per index by a password.  A
  * session gains the right to an index's private keys with that password
  * (the count of wrong ones locks it, as for the user PIN) and keeps it
- * until it releases it or ends.  Private keys and KEKs are read from the
+ * until it releases it or ends, or the operator replaces the pair or its
+ * password.  Private keys and KEKs are read from the
  * store for one operation and cleansed; what leaves is public keys,
  * signatures, ciphertexts and handles of session keys (SM4, owned by the
  * session, purged with it).  SM2 is sm2.c's, SM4 key wrapping the
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "gmpd.h"
 #include "gmpool.h"
@@ -22,14 +24,17 @@
 #define SESSION_KEY_LEN 16
 #define FILE_SPACE (1024u * 1024u) /* per VCM */
 #define AGREE_MAX GMP_SM2_AGREE_MAX
+#define GEN_LEN 32 /* SM3 */
 
 _Static_assert(GMP_SDF_TRIES == GMPD_PIN_TRIES, "one lock-out policy");
 _Static_assert(GMP_SM2_LEN == GMPD_SM2_LEN, "SM2 sizes");
 
 /* A started agreement: the sponsor's ephemeral key waits for the
- * responder's answer. */
+ * responder's answer.  Its id is 64 random bits, so an id a client kept
+ * from before a restart names nothing in this process. */
 typedef struct sdf_agree {
-    uint32_t id;               /* 0 = free */
+    uint64_t id;               /* 0 = free */
+    uint64_t age;              /* the session's count at its start */
     uint32_t index;
     uint8_t r[L];
     gmpd_sm2_point tmp;
@@ -37,15 +42,32 @@ typedef struct sdf_agree {
     uint8_t ident[GMP_SM2_MAX_ID];
 } sdf_agree;
 
+/* A right is to the key pair that was at the index when the password was
+ * given, under that password: the handles of its two keys (the store
+ * never reuses a handle) and a digest of the password's verifier record
+ * (each new password, even the same one again, has a new random salt).
+ * An operator replacing the pair or setting a password voids it. */
+typedef struct sdf_right {
+    uint32_t index;
+    uint32_t sign, enc;        /* key handles, 0 = that half was missing */
+    uint8_t gen[GEN_LEN];
+} sdf_right;
+
 /* Per session, under the session's mutex; allocated on first use. */
 struct gmpd_sdf_state {
-    uint64_t rights[GMP_SDF_INDEX_MAX / 64];
+    sdf_right *rights;
+    size_t n_rights, cap_rights;
     sdf_agree agree[AGREE_MAX];
-    uint32_t next_agree;
+    uint64_t agreements;       /* started so far */
 };
 
-/* Password checks and their failure counts as one unit per process, so
- * parallel guesses cannot share a count (as token.c does for PINs). */
+/* Password checks run in parallel, for every tenant and key pair: the
+ * 10 000-iteration PBKDF2 runs outside any lock.  Each guess is counted
+ * before it is checked and a right one clears the count afterwards; the
+ * count's read and write are one unit under this lock, so parallel
+ * guesses each take a count of their own and no more are checked than
+ * the tries left.  (A daemon that dies between the two keeps the count of
+ * a right guess: it errs towards the lock.) */
 static pthread_mutex_t g_pwd_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* ---- session state ---- */
@@ -61,6 +83,11 @@ void gmpd_sdf_session_free(gmpd_session *s)
 {
     if (!s->sdf)
         return;
+    if (s->sdf->rights) {
+        OPENSSL_cleanse(s->sdf->rights,
+                        s->sdf->cap_rights * sizeof *s->sdf->rights);
+        free(s->sdf->rights);
+    }
     OPENSSL_cleanse(s->sdf, sizeof *s->sdf);
     free(s->sdf);
     s->sdf = NULL;
@@ -71,62 +98,150 @@ static bool index_ok(uint32_t idx)
     return idx >= 1 && idx <= GMP_SDF_INDEX_MAX;
 }
 
-static int right_set(gmpd_session *s, uint32_t idx, bool on)
+/* The session's right at idx, or NULL (session mutex held). */
+static sdf_right *right_find(gmpd_sdf_state *st, uint32_t idx)
 {
-    uint64_t bit = 1ull << ((idx - 1) % 64);
-    pthread_mutex_lock(&s->mu);
-    gmpd_sdf_state *st = state_locked(s);
-    if (st && on)
-        st->rights[(idx - 1) / 64] |= bit;
-    else if (st)
-        st->rights[(idx - 1) / 64] &= ~bit;
-    pthread_mutex_unlock(&s->mu);
-    return st ? GMP_OK : GMP_ERR_NOMEM;
+    for (size_t i = 0; st && i < st->n_rights; i++)
+        if (st->rights[i].index == idx)
+            return &st->rights[i];
+    return NULL;
 }
 
-static bool right_has(gmpd_session *s, uint32_t idx)
+static sdf_right *right_slot(gmpd_sdf_state *st, uint32_t idx)
+{
+    sdf_right *r = right_find(st, idx);
+    if (r || !st)
+        return r;
+    if (st->n_rights == st->cap_rights) {
+        size_t cap = st->cap_rights ? 2 * st->cap_rights : 4;
+        sdf_right *v = calloc(cap, sizeof *v);
+        if (!v)
+            return NULL;
+        if (st->rights) {
+            memcpy(v, st->rights, st->n_rights * sizeof *v);
+            OPENSSL_cleanse(st->rights, st->cap_rights * sizeof *v);
+            free(st->rights);
+        }
+        st->rights = v;
+        st->cap_rights = cap;
+    }
+    return &st->rights[st->n_rights++];
+}
+
+static int right_grant(gmpd_session *s, const sdf_right *r)
 {
     pthread_mutex_lock(&s->mu);
-    bool has = s->sdf &&
-               (s->sdf->rights[(idx - 1) / 64] >> ((idx - 1) % 64) & 1);
+    sdf_right *slot = right_slot(state_locked(s), r->index);
+    if (slot)
+        *slot = *r;
     pthread_mutex_unlock(&s->mu);
-    return has;
+    return slot ? GMP_OK : GMP_ERR_NOMEM;
+}
+
+static void right_drop(gmpd_session *s, uint32_t idx)
+{
+    pthread_mutex_lock(&s->mu);
+    gmpd_sdf_state *st = s->sdf;
+    sdf_right *r = right_find(st, idx);
+    if (r) {
+        *r = st->rights[--st->n_rights];
+        OPENSSL_cleanse(&st->rights[st->n_rights], sizeof *r);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static bool right_copy(gmpd_session *s, uint32_t idx, sdf_right *out)
+{
+    pthread_mutex_lock(&s->mu);
+    sdf_right *r = right_find(s->sdf, idx);
+    if (r)
+        *out = *r;
+    pthread_mutex_unlock(&s->mu);
+    return r != NULL;
+}
+
+/* The generation of the password at idx: SM3 of its verifier record. */
+static int pwd_gen(const gmpd_pin *p, uint8_t gen[GEN_LEN])
+{
+    size_t n = 0;
+    int ok = EVP_Q_digest(gmpc_libctx(), "SM3", NULL, p->rec, p->len, gen,
+                          &n) && n == GEN_LEN;
+    return ok ? GMP_OK : GMP_ERR_INTERNAL;
+}
+
+static int pwd_gen_now(gmpd_session *s, uint32_t idx, uint8_t gen[GEN_LEN])
+{
+    gmpd_pin p;
+    int rc = gmpd_keypin_get(gmpd->store, s->tenant.vcm, idx, &p);
+    if (!rc)
+        rc = p.len ? pwd_gen(&p, gen) : GMP_ERR_LOGIN;
+    OPENSSL_cleanse(&p, sizeof p);
+    return rc;
 }
 
 /* ---- internal keys ---- */
 
-/* An internal key's value; a bad index is a key that does not exist. */
+/* An internal key's value and handle; a bad index is a key that does not
+ * exist. */
 static int internal_get(gmpd_session *s, uint16_t type, uint32_t idx,
-                        uint8_t *v, size_t len)
+                        uint8_t *v, size_t len, uint32_t *handle)
 {
     uint8_t buf[GMPD_KEY_MAX];
     size_t n = 0;
+    gmpd_key_attr a;
     if (!index_ok(idx))
         return GMP_ERR_NOT_FOUND;
-    int rc = gmpd_key_get_idx(gmpd->store, s->tenant.vcm, type, idx, NULL,
+    int rc = gmpd_key_get_idx(gmpd->store, s->tenant.vcm, type, idx, &a,
                               buf, sizeof buf, &n);
     if (!rc && n != len)
         rc = GMP_ERR_INTERNAL;
-    if (!rc)
+    if (!rc) {
         memcpy(v, buf, len);
+        if (handle)
+            *handle = a.handle;
+    }
     OPENSSL_cleanse(buf, sizeof buf);
     return rc;
 }
 
-/* A private key of the pair at idx, for a session holding the right. */
+/* A right still holds for the key read (handle) when that key and the
+ * password are the ones it was given for. */
+static int right_check(gmpd_session *s, const sdf_right *r, uint16_t type,
+                       uint32_t handle)
+{
+    uint8_t gen[GEN_LEN];
+    if (handle != (type == GMPD_KEY_SM2_SIGN ? r->sign : r->enc))
+        return GMP_ERR_LOGIN;
+    int rc = pwd_gen_now(s, r->index, gen);
+    if (!rc && CRYPTO_memcmp(gen, r->gen, GEN_LEN) != 0)
+        rc = GMP_ERR_LOGIN;
+    return rc == GMP_ERR_NOT_FOUND ? GMP_ERR_LOGIN : rc;
+}
+
+/* A private key of the pair at idx, for a session holding the right.
+ * The key is read before the password's generation, so a pair replaced
+ * between the two reads fails one check or the other. */
 static int private_get(gmpd_session *s, uint16_t type, uint32_t idx,
                        uint8_t d[L])
 {
-    if (index_ok(idx) && !right_has(s, idx))
+    sdf_right r;
+    uint32_t handle = 0;
+    if (index_ok(idx) && !right_copy(s, idx, &r))
         return GMP_ERR_LOGIN;
-    return internal_get(s, type, idx, d, L);
+    int rc = internal_get(s, type, idx, d, L, &handle);
+    if (!rc)
+        rc = right_check(s, &r, type, handle);
+    if (rc)
+        OPENSSL_cleanse(d, L);
+    OPENSSL_cleanse(&r, sizeof r);
+    return rc;
 }
 
 static int public_get(gmpd_session *s, uint16_t type, uint32_t idx,
                       gmpd_sm2_point *pub)
 {
     uint8_t d[L];
-    int rc = internal_get(s, type, idx, d, L);
+    int rc = internal_get(s, type, idx, d, L, NULL);
     if (!rc)
         rc = gmpd_sm2_public(NULL, d, pub);
     OPENSSL_cleanse(d, sizeof d);
@@ -244,20 +359,52 @@ static int sm2_ct_decrypt(gmpd_session *s, uint32_t idx, const sm2_ct *c,
 
 /* ---- access rights ---- */
 
+/* Counts a guess at idx before it is checked: the record to check it
+ * against, unless there is none or the count is used up. */
+static int pwd_reserve(uint32_t vcm, uint32_t idx, gmpd_pin *p)
+{
+    pthread_mutex_lock(&g_pwd_mu);
+    int rc = gmpd_keypin_get(gmpd->store, vcm, idx, p);
+    if (!rc)
+        rc = p->len == 0                  ? GMP_ERR_PIN_UNSET
+             : p->fails >= GMPD_PIN_TRIES ? GMP_ERR_PIN_LOCKED
+                                          : GMP_OK;
+    if (!rc)
+        rc = gmpd_keypin_fails(gmpd->store, vcm, idx, p->fails + 1);
+    pthread_mutex_unlock(&g_pwd_mu);
+    return rc;
+}
+
+/* A right guess clears the count, unless a new password has been set
+ * meanwhile (which cleared it and is not what was checked). */
+static int pwd_clear(uint32_t vcm, uint32_t idx, const gmpd_pin *p)
+{
+    gmpd_pin now;
+    pthread_mutex_lock(&g_pwd_mu);
+    int rc = gmpd_keypin_get(gmpd->store, vcm, idx, &now);
+    if (!rc && now.len == p->len &&
+        CRYPTO_memcmp(now.rec, p->rec, p->len) == 0)
+        rc = gmpd_keypin_fails(gmpd->store, vcm, idx, 0);
+    pthread_mutex_unlock(&g_pwd_mu);
+    OPENSSL_cleanse(&now, sizeof now);
+    return rc;
+}
+
+/* Checks the password and gives the generation it was checked against. */
 static int pwd_verify(gmpd_session *s, uint32_t idx, const uint8_t *pwd,
-                      size_t len)
+                      size_t len, uint8_t gen[GEN_LEN])
 {
     gmpd_pin p;
     uint32_t fails = 0;
     uint32_t vcm = s->tenant.vcm;
-    pthread_mutex_lock(&g_pwd_mu);
-    int rc = gmpd_keypin_get(gmpd->store, vcm, idx, &p);
+    int rc = pwd_reserve(vcm, idx, &p);
     if (!rc)
         rc = gmpd_pin_check(&p, pwd, len, &fails);
-    if ((rc == GMP_OK || rc == GMP_ERR_PIN) && fails != p.fails)
-        gmpd_keypin_fails(gmpd->store, vcm, idx, fails);
-    pthread_mutex_unlock(&g_pwd_mu);
-    if (rc == GMP_ERR_PIN && fails >= GMPD_PIN_TRIES)
+    if (!rc)
+        rc = pwd_clear(vcm, idx, &p);
+    if (!rc)
+        rc = pwd_gen(&p, gen);
+    if (rc == GMP_ERR_PIN && p.fails + 1 >= GMPD_PIN_TRIES)
         gmpd_log(GMPD_WARN, "tenant %s: password of SDF key pair %u locked "
                  "after %u wrong attempts", s->tenant.name, idx,
                  GMPD_PIN_TRIES);
@@ -265,22 +412,37 @@ static int pwd_verify(gmpd_session *s, uint32_t idx, const uint8_t *pwd,
     return rc;
 }
 
-/* A password without a key pair behind it grants nothing. */
+/* The handles of the pair's two keys; NOT_FOUND when neither is there. */
+static int pair_handles(gmpd_session *s, uint32_t idx, sdf_right *r)
+{
+    gmpd_key_attr a;
+    uint32_t vcm = s->tenant.vcm;
+    if (!index_ok(idx))
+        return GMP_ERR_NOT_FOUND;
+    r->sign = gmpd_key_get_idx(gmpd->store, vcm, GMPD_KEY_SM2_SIGN, idx, &a,
+                               NULL, 0, NULL) ? 0 : a.handle;
+    r->enc = gmpd_key_get_idx(gmpd->store, vcm, GMPD_KEY_SM2_ENC, idx, &a,
+                              NULL, 0, NULL) ? 0 : a.handle;
+    return r->sign || r->enc ? GMP_OK : GMP_ERR_NOT_FOUND;
+}
+
+/* A password without a key pair behind it grants nothing.  The pair is
+ * read before the password: should the operator replace it in between,
+ * the right names the old keys or the old password and is void. */
 static int op_unlock(gmpd_session *s, gmpc_rbuf *r)
 {
     uint32_t idx = gmpc_r_u32(r);
     size_t n = 0;
     const uint8_t *pwd = gmpc_r_blob(r, GMPD_PIN_MAX + 1, &n);
-    gmpd_sm2_point pub;
+    sdf_right right = {.index = idx};
     if (!gmpc_r_done(r))
         return GMP_ERR_PROTO;
-    int rc = public_get(s, GMPD_KEY_SM2_SIGN, idx, &pub);
-    if (rc == GMP_ERR_NOT_FOUND)
-        rc = public_get(s, GMPD_KEY_SM2_ENC, idx, &pub);
+    int rc = pair_handles(s, idx, &right);
     if (!rc)
-        rc = pwd_verify(s, idx, pwd, n);
+        rc = pwd_verify(s, idx, pwd, n, right.gen);
     if (!rc)
-        rc = right_set(s, idx, true);
+        rc = right_grant(s, &right);
+    OPENSSL_cleanse(&right, sizeof right);
     if (rc == GMP_ERR_PIN || rc == GMP_ERR_PIN_LOCKED)
         gmpd_log(GMPD_WARN, "session %016llx tenant %s: SDF key pair %u: %s",
                  (unsigned long long)s->id, s->tenant.name, idx,
@@ -293,7 +455,10 @@ static int op_lock(gmpd_session *s, gmpc_rbuf *r)
     uint32_t idx = gmpc_r_u32(r);
     if (!gmpc_r_done(r))
         return GMP_ERR_PROTO;
-    return index_ok(idx) ? right_set(s, idx, false) : GMP_ERR_NOT_FOUND;
+    if (!index_ok(idx))
+        return GMP_ERR_NOT_FOUND;
+    right_drop(s, idx);
+    return GMP_OK;
 }
 
 /* ---- SM2 ---- */
@@ -416,7 +581,7 @@ static int kek_block(gmpd_session *s, uint32_t idx, bool decrypt,
 {
     uint8_t kek[GMP_SM4_KEY_LEN], buf[64];
     size_t n = sizeof buf, fin = sizeof buf;
-    int rc = internal_get(s, GMPD_KEY_KEK, idx, kek, sizeof kek);
+    int rc = internal_get(s, GMPD_KEY_KEK, idx, kek, sizeof kek, NULL);
     gmpd_engine_args a = {.flags = decrypt ? GMP_TASK_DECRYPT : 0,
                           .key = kek, .key_len = sizeof kek};
     gmpd_engine_ctx *c = rc ? NULL : gmpd_engine_new(GMP_ALG_SM4_ECB, &a, &rc);
@@ -546,27 +711,50 @@ static void r_party(gmpc_rbuf *r, gmpd_sm2_party *p)
     r_point(r, &p->tmp);
 }
 
-/* Parks a started agreement; the oldest one makes room. */
-static int agree_park(gmpd_session *s, const sdf_agree *a, uint32_t *id)
+static bool agree_id_taken(const gmpd_sdf_state *st, uint64_t id)
+{
+    for (unsigned i = 0; i < AGREE_MAX; i++)
+        if (st->agree[i].id == id)
+            return true;
+    return false;
+}
+
+/* Parks a started agreement under a new id; the oldest (or a free slot)
+ * makes room. */
+static int agree_park(gmpd_session *s, const sdf_agree *a, uint64_t id)
 {
     pthread_mutex_lock(&s->mu);
     gmpd_sdf_state *st = state_locked(s);
-    if (st) {
+    int rc = !st                     ? GMP_ERR_NOMEM
+             : agree_id_taken(st, id) ? GMP_ERR_EXISTS
+                                      : GMP_OK;
+    if (!rc) {
         sdf_agree *slot = &st->agree[0];
         for (unsigned i = 0; i < AGREE_MAX; i++)
-            if (st->agree[i].id < slot->id)
+            if (st->agree[i].age < slot->age)
                 slot = &st->agree[i];
         *slot = *a;
-        if (++st->next_agree == 0)
-            st->next_agree = 1;
-        slot->id = *id = st->next_agree;
+        slot->id = id;
+        slot->age = ++st->agreements;
     }
     pthread_mutex_unlock(&s->mu);
-    return st ? GMP_OK : GMP_ERR_NOMEM;
+    return rc;
+}
+
+/* A random id, not 0 (a free slot) and not one the session holds. */
+static int agree_store(gmpd_session *s, const sdf_agree *a, uint64_t *id)
+{
+    int rc = GMP_ERR_EXISTS;
+    for (int tries = 0; rc == GMP_ERR_EXISTS && tries < 4; tries++) {
+        rc = gmpd_engine_random((uint8_t *)id, sizeof *id);
+        if (!rc)
+            rc = *id ? agree_park(s, a, *id) : GMP_ERR_EXISTS;
+    }
+    return rc == GMP_ERR_EXISTS ? GMP_ERR_INTERNAL : rc;
 }
 
 /* Takes an agreement out: it is used once. */
-static int agree_take(gmpd_session *s, uint32_t id, sdf_agree *out)
+static int agree_take(gmpd_session *s, uint64_t id, sdf_agree *out)
 {
     int rc = GMP_ERR_NOT_FOUND;
     pthread_mutex_lock(&s->mu);
@@ -587,7 +775,7 @@ static int op_agree_start(gmpd_session *s, gmpc_rbuf *r, gmpc_wbuf *w)
     sdf_agree a = {.index = gmpc_r_u32(r)};
     gmpd_sm2_point pub;
     const uint8_t *id = gmpc_r_blob(r, GMP_SM2_MAX_ID, &a.id_len);
-    uint32_t agreement = 0;
+    uint64_t agreement = 0;
     if (!gmpc_r_done(r))
         return GMP_ERR_PROTO;
     if (a.id_len)
@@ -596,10 +784,10 @@ static int op_agree_start(gmpd_session *s, gmpc_rbuf *r, gmpc_wbuf *w)
     if (!rc)
         rc = gmpd_sm2_keygen(a.r, &a.tmp);
     if (!rc)
-        rc = agree_park(s, &a, &agreement);
+        rc = agree_store(s, &a, &agreement);
     OPENSSL_cleanse(&a.r, sizeof a.r);
     if (!rc) {
-        gmpc_w_u32(w, agreement);
+        gmpc_w_u64(w, agreement);
         w_point(w, &pub);
         w_point(w, &a.tmp);
     }
@@ -625,7 +813,7 @@ static int agree_key(gmpd_session *s, bool sponsor, uint32_t idx,
 
 static int op_agree_finish(gmpd_session *s, gmpc_rbuf *r, gmpc_wbuf *w)
 {
-    uint32_t id = gmpc_r_u32(r);
+    uint64_t id = gmpc_r_u64(r);
     gmpd_sm2_party peer, self;
     sdf_agree a;
     uint32_t handle = 0;
@@ -671,16 +859,41 @@ static int op_agree_respond(gmpd_session *s, gmpc_rbuf *r, gmpc_wbuf *w)
 
 /* ---- files ---- */
 
-static int op_file(gmpd_session *s, uint8_t op, gmpc_rbuf *r, gmpc_wbuf *w)
+/* A write fits its file as a whole or is refused before any byte of it
+ * is written: every request of a write says where the whole write ends
+ * (zero-length writes at the two ends check them against the file). */
+static int file_fits(uint32_t vcm, const uint8_t *name, size_t nl,
+                     uint32_t off, uint32_t end)
+{
+    int rc = gmpd_file_write(gmpd->store, vcm, name, nl, off, NULL, 0);
+    if (rc)
+        return rc;
+    rc = gmpd_file_write(gmpd->store, vcm, name, nl, end, NULL, 0);
+    return rc == GMP_ERR_ARG ? GMP_ERR_LENGTH : rc;
+}
+
+static int op_file_write(gmpd_session *s, gmpc_rbuf *r)
 {
     size_t nl = 0, dl = 0;
     const uint8_t *name = gmpc_r_blob(r, GMPD_FILE_NAME_MAX, &nl);
-    const uint8_t *data = NULL;
+    uint32_t off = gmpc_r_u32(r), end = gmpc_r_u32(r);
+    const uint8_t *data = gmpc_r_blob(r, GMPC_FILE_CHUNK, &dl);
+    if (!gmpc_r_done(r))
+        return GMP_ERR_PROTO;
+    if (end < off || end - off < dl)
+        return GMP_ERR_ARG; /* a write that ends before this part of it */
+    int rc = file_fits(s->tenant.vcm, name, nl, off, end);
+    return rc ? rc : gmpd_file_write(gmpd->store, s->tenant.vcm, name, nl,
+                                     off, data, dl);
+}
+
+static int op_file(gmpd_session *s, uint8_t op, gmpc_rbuf *r, gmpc_wbuf *w)
+{
+    size_t nl = 0;
+    const uint8_t *name = gmpc_r_blob(r, GMPD_FILE_NAME_MAX, &nl);
     uint32_t a = op == GMPC_FILE_DELETE ? 0 : gmpc_r_u32(r), b = 0;
     if (op == GMPC_FILE_READ)
         b = gmpc_r_u32(r);
-    else if (op == GMPC_FILE_WRITE)
-        data = gmpc_r_blob(r, GMPC_FILE_CHUNK, &dl);
     if (!gmpc_r_done(r))
         return GMP_ERR_PROTO;
     uint32_t vcm = s->tenant.vcm;
@@ -695,8 +908,6 @@ static int op_file(gmpd_session *s, uint8_t op, gmpc_rbuf *r, gmpc_wbuf *w)
         if (!rc)
             gmpc_w_blob(w, buf, n);
         return rc;
-    case GMPC_FILE_WRITE:
-        return gmpd_file_write(gmpd->store, vcm, name, nl, a, data, dl);
     default:
         return gmpd_file_delete(gmpd->store, vcm, name, nl);
     }
@@ -756,9 +967,10 @@ int gmpd_sdf_request(gmpd_session *s, uint8_t op, gmpc_rbuf *r,
         return op_agree_finish(s, r, w);
     case GMPC_AGREE_RESPOND:
         return op_agree_respond(s, r, w);
+    case GMPC_FILE_WRITE:
+        return op_file_write(s, r);
     case GMPC_FILE_CREATE:
     case GMPC_FILE_READ:
-    case GMPC_FILE_WRITE:
     case GMPC_FILE_DELETE:
         return op_file(s, op, r, w);
     default:

@@ -189,51 +189,109 @@ static int cmd_list(uint32_t vcm, out_text *o)
     return gmpd_key_list(gmpd->store, vcm, list_row, &l);
 }
 
-/* sdf {kek|keypair} {add|delete} TENANT INDEX [PASSWORD] */
-static int cmd_key(int argc, char **argv, uint32_t vcm, uint32_t idx,
-                   out_text *o)
+/* What a command acts on: the tenant's VCM, an index, a password. */
+typedef struct sdf_args {
+    uint32_t vcm, idx;
+    const char *pwd;
+} sdf_args;
+
+static int run_list(const sdf_args *a, out_text *o)
 {
-    bool kek = strcmp(argv[1], "kek") == 0;
-    bool add = strcmp(argv[2], "add") == 0;
-    if (kek && argc == 5)
-        return add ? key_add(vcm, GMPD_KEY_KEK, idx)
-                   : key_delete(vcm, GMPD_KEY_KEK, idx);
-    if (add && argc == 6)
-        return pair_add(vcm, idx, argv[5], o);
-    return argc == 5 ? pair_delete(vcm, idx) : GMP_ERR_ARG;
+    return cmd_list(a->vcm, o);
 }
 
-static int cmd_password(char **argv)
+static int run_kek_add(const sdf_args *a, out_text *o)
 {
-    uint32_t vcm = 0, idx = 0;
-    int rc = tenant_vcm(argv[2], &vcm);
-    if (!rc)
-        rc = parse_index(argv[3], &idx);
-    if (!rc && !pair_exists(vcm, idx))
-        rc = GMP_ERR_NOT_FOUND;
-    return rc ? rc : password_set(vcm, idx, argv[4]);
+    (void)o;
+    return key_add(a->vcm, GMPD_KEY_KEK, a->idx);
+}
+
+static int run_kek_delete(const sdf_args *a, out_text *o)
+{
+    (void)o;
+    return key_delete(a->vcm, GMPD_KEY_KEK, a->idx);
+}
+
+static int run_pair_add(const sdf_args *a, out_text *o)
+{
+    return pair_add(a->vcm, a->idx, a->pwd, o);
+}
+
+static int run_pair_delete(const sdf_args *a, out_text *o)
+{
+    (void)o;
+    return pair_delete(a->vcm, a->idx);
+}
+
+/* A new password, also after a lock-out: rights given under the old one
+ * end with it (sdf.c). */
+static int run_password(const sdf_args *a, out_text *o)
+{
+    size_t n = strlen(a->pwd);
+    if (n < GMPD_PIN_MIN || n > GMPD_PIN_MAX) {
+        say(o, "a password has %u to %u bytes\n", GMPD_PIN_MIN, GMPD_PIN_MAX);
+        return GMP_ERR_ARG;
+    }
+    return pair_exists(a->vcm, a->idx) ? password_set(a->vcm, a->idx, a->pwd)
+                                       : GMP_ERR_NOT_FOUND;
+}
+
+/* Each form by its words and exact length, so that no count of arguments
+ * can turn one command into another.  PASSWORD is what gmpoolctl read
+ * from stdin and appended. */
+typedef struct sdf_form {
+    const char *kind, *verb;   /* verb NULL: the form has none */
+    int argc;                  /* with "sdf" */
+    bool index, password;
+    int (*run)(const sdf_args *a, out_text *o);
+} sdf_form;
+
+static const sdf_form forms[] = {
+    {"list", NULL, 3, false, false, run_list},
+    {"kek", "add", 5, true, false, run_kek_add},
+    {"kek", "delete", 5, true, false, run_kek_delete},
+    {"keypair", "add", 6, true, true, run_pair_add},
+    {"keypair", "delete", 5, true, false, run_pair_delete},
+    {"password", NULL, 5, true, true, run_password},
+};
+
+#define USAGE                                                               \
+    "usage: sdf list TENANT\n"                                              \
+    "       sdf kek add|delete TENANT INDEX\n"                              \
+    "       sdf keypair add TENANT INDEX PASSWORD\n"                        \
+    "       sdf keypair delete TENANT INDEX\n"                              \
+    "       sdf password TENANT INDEX PASSWORD\n"                           \
+    "(gmpoolctl reads PASSWORD from stdin)\n"
+
+static const sdf_form *form_of(int argc, char **argv)
+{
+    for (size_t i = 0; i < sizeof forms / sizeof *forms; i++) {
+        const sdf_form *f = &forms[i];
+        if (argc == f->argc && strcmp(argv[1], f->kind) == 0 &&
+            (!f->verb || strcmp(argv[2], f->verb) == 0))
+            return f;
+    }
+    return NULL;
 }
 
 int gmpd_sdf_admin(int argc, char **argv, char *out, size_t cap)
 {
     out_text text = {out, cap, 0}, *o = &text;
-    uint32_t vcm = 0, idx = 0;
     if (cap)
         out[0] = '\0';
-    if (argc == 3 && strcmp(argv[1], "list") == 0) {
-        int rc = tenant_vcm(argv[2], &vcm);
-        return rc ? rc : cmd_list(vcm, o);
-    }
-    /* sdf password TENANT INDEX PASSWORD: set anew, also after a lock-out */
-    if (argc == 5 && strcmp(argv[1], "password") == 0)
-        return cmd_password(argv);
-    bool key = argc >= 5 && (strcmp(argv[1], "kek") == 0 ||
-                             strcmp(argv[1], "keypair") == 0);
-    if (!key || (strcmp(argv[2], "add") != 0 &&
-                 strcmp(argv[2], "delete") != 0))
+    const sdf_form *f = argc >= 2 ? form_of(argc, argv) : NULL;
+    if (!f) {
+        say(o, USAGE);
         return GMP_ERR_ARG;
-    int rc = tenant_vcm(argv[3], &vcm);
-    if (!rc)
-        rc = parse_index(argv[4], &idx);
-    return rc ? rc : cmd_key(argc, argv, vcm, idx, o);
+    }
+    char **rest = argv + (f->verb ? 3 : 2); /* TENANT [INDEX [PASSWORD]] */
+    sdf_args a = {.pwd = f->password ? rest[2] : NULL};
+    int rc = tenant_vcm(rest[0], &a.vcm);
+    if (rc == GMP_ERR_NOT_FOUND)
+        say(o, "no tenant %s\n", rest[0]);
+    if (!rc && f->index && parse_index(rest[1], &a.idx) != GMP_OK) {
+        say(o, "an index is 1..%u\n", GMP_SDF_INDEX_MAX);
+        rc = GMP_ERR_ARG;
+    }
+    return rc ? rc : f->run(&a, o);
 }

@@ -388,7 +388,7 @@ static void w_party(gmpc_wbuf *w, const gmp_sm2_party *p)
 
 GMP_API int gmp_sm2_agree_start(gmp_client *c, uint32_t index, const void *id,
                                 size_t id_len, gmp_sm2_point *pub,
-                                gmp_sm2_point *tmp, uint32_t *agreement)
+                                gmp_sm2_point *tmp, uint64_t *agreement)
 {
     if (!id_ok(id, id_len) || !pub || !tmp || !agreement)
         return gmp_fail(GMP_ERR_ARG, "NULL argument or ID too long");
@@ -399,14 +399,14 @@ GMP_API int gmp_sm2_agree_start(gmp_client *c, uint32_t index, const void *id,
     reply rp;
     int rc = call(c, w, &rp);
     if (rc == GMP_OK) {
-        *agreement = gmpc_r_u32(&rp.r);
+        *agreement = gmpc_r_u64(&rp.r);
         r_point(&rp.r, pub);
         r_point(&rp.r, tmp);
     }
     return done(rc, &rp);
 }
 
-GMP_API int gmp_sm2_agree_finish(gmp_client *c, uint32_t agreement,
+GMP_API int gmp_sm2_agree_finish(gmp_client *c, uint64_t agreement,
                                  const gmp_sm2_party *responder,
                                  uint32_t *handle)
 {
@@ -414,7 +414,7 @@ GMP_API int gmp_sm2_agree_finish(gmp_client *c, uint32_t agreement,
         return gmp_fail(GMP_ERR_ARG, "NULL argument or ID too long");
     req q;
     gmpc_wbuf *w = req_start(&q, GMPC_AGREE_FINISH);
-    gmpc_w_u32(w, agreement);
+    gmpc_w_u64(w, agreement);
     w_party(w, responder);
     reply rp;
     int rc = call(c, w, &rp);
@@ -512,6 +512,8 @@ GMP_API int gmp_file_read(gmp_client *c, const void *name, size_t name_len,
     return rc;
 }
 
+/* Every request says where the whole write ends, so the pool refuses one
+ * that does not fit before any of it is written. */
 GMP_API int gmp_file_write(gmp_client *c, const void *name, size_t name_len,
                            uint32_t offset, const void *buf, size_t len)
 {
@@ -519,14 +521,16 @@ GMP_API int gmp_file_write(gmp_client *c, const void *name, size_t name_len,
         return gmp_fail(GMP_ERR_ARG, "bad file name or NULL buffer");
     if (len > UINT32_MAX - offset)
         return gmp_fail(GMP_ERR_LENGTH, "write past 4 GiB");
+    uint32_t end = offset + (uint32_t)len;
     size_t sent = 0;
     int rc;
     do {
         size_t n = len - sent < GMPC_FILE_CHUNK ? len - sent : GMPC_FILE_CHUNK;
         req q;
-    gmpc_wbuf *w = req_start(&q, GMPC_FILE_WRITE);
+        gmpc_wbuf *w = req_start(&q, GMPC_FILE_WRITE);
         gmpc_w_blob(w, name, name_len);
         gmpc_w_u32(w, offset + (uint32_t)sent);
+        gmpc_w_u32(w, end);
         gmpc_w_blob(w, (const uint8_t *)buf + sent, n);
         reply rp;
         rc = done(call(c, w, &rp), &rp);

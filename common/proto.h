@@ -204,15 +204,15 @@ typedef enum gmpc_key_op {
     GMPC_SM2_WRAP_NEW = 44, /* [pub] -> [ct], handle u32 */
     GMPC_SM2_UNWRAP = 45,   /* index u32, [ct] -> handle u32 */
     GMPC_SM2_REWRAP = 46,   /* index u32, to pt, [ct] -> [ct] */
-    GMPC_AGREE_START = 47,  /* index u32, id blob -> agreement u32, pub pt,
+    GMPC_AGREE_START = 47,  /* index u32, id blob -> agreement u64, pub pt,
                                tmp pt */
-    GMPC_AGREE_FINISH = 48, /* agreement u32, peer id blob, peer pub pt,
+    GMPC_AGREE_FINISH = 48, /* agreement u64, peer id blob, peer pub pt,
                                peer tmp pt -> handle u32 */
     GMPC_AGREE_RESPOND = 49, /* index u32, id blob, peer id blob, peer pub
                                 pt, peer tmp pt -> pub pt, tmp pt, handle */
     GMPC_FILE_CREATE = 50,  /* name blob, size u32 */
     GMPC_FILE_READ = 51,    /* name blob, offset u32, len u32 -> data blob */
-    GMPC_FILE_WRITE = 52,   /* name blob, offset u32, data blob */
+    GMPC_FILE_WRITE = 52,   /* name blob, offset u32, end u32, data blob */
     GMPC_FILE_DELETE = 53   /* name blob */
 } gmpc_key_op;
 

@@ -374,11 +374,12 @@ GMP_API int gmp_sm2_rewrap(gmp_client *c, uint32_t index,
 /* SM2 key agreement (GM/T 0003.3) with the encryption key pair at index,
  * giving a 16-byte session key.  The sponsor starts (its public keys go
  * to the responder) and finishes with the responder's; the responder
- * answers in one step.  An agreement is used once. */
+ * answers in one step.  An agreement is used once; its id is random, so
+ * one kept from before a restart of the daemon names nothing there. */
 GMP_API int gmp_sm2_agree_start(gmp_client *c, uint32_t index, const void *id,
                                 size_t id_len, gmp_sm2_point *pub,
-                                gmp_sm2_point *tmp, uint32_t *agreement);
-GMP_API int gmp_sm2_agree_finish(gmp_client *c, uint32_t agreement,
+                                gmp_sm2_point *tmp, uint64_t *agreement);
+GMP_API int gmp_sm2_agree_finish(gmp_client *c, uint64_t agreement,
                                  const gmp_sm2_party *responder,
                                  uint32_t *handle);
 GMP_API int gmp_sm2_agree_respond(gmp_client *c, uint32_t index,

@@ -1,13 +1,16 @@
 /* Devices and sessions, the handle registry, device information, random
  * numbers and private-key access rights.
  *
- * The registry (g_mu) holds every open device and session.  A call finds
- * its session there, takes a reference and the session's mutex; closing
- * takes the session out of the registry first, so later calls fail
- * cleanly while the struct lives until the last reference goes.  Across
- * fork() the registry lock is held (pthread_atfork) so a child never
- * inherits it locked; sessions remember the pid that opened them and a
- * child gets SDR_OPENSESSION for them. */
+ * The registry (g_mu) holds every open device and session.  Their handles
+ * are numbers counted up from 1 and never reused, looked up here, so a
+ * closed handle stays closed even where its memory has been reused, and a
+ * handle is never dereferenced.  A call finds its session here, takes a
+ * reference and the session's mutex; closing takes the session out of the
+ * registry first, so later calls fail cleanly while the struct lives
+ * until the last reference goes.  Across fork() the registry lock is held
+ * (pthread_atfork) so a child never inherits it locked; devices and
+ * sessions remember the pid that opened them and a child gets
+ * SDR_OPENDEVICE / SDR_OPENSESSION for them. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +19,7 @@
 #include "sdf_int.h"
 
 typedef struct sdf_device {
+    uintptr_t handle;
     pid_t pid;
 } sdf_device;
 
@@ -25,6 +29,7 @@ static sdf_device **g_devs;
 static size_t g_n_devs, g_cap_devs;
 static sdf_session **g_sess;
 static size_t g_n_sess, g_cap_sess;
+static uintptr_t g_last_handle; /* registry lock */
 
 static void lock_registry(void)
 {
@@ -67,12 +72,39 @@ static bool ptr_del(void **v, size_t *n, const void *p)
     return false;
 }
 
-static bool ptr_has(void *const *v, size_t n, const void *p)
+/* The open device or session behind a handle, opened by this process
+ * (a child after fork gets none of its parent's), or NULL. */
+static sdf_device *dev_find(void *h)
 {
-    for (size_t i = 0; i < n; i++)
-        if (v[i] == p)
-            return true;
-    return false;
+    for (size_t i = 0; h && i < g_n_devs; i++)
+        if (g_devs[i]->handle == (uintptr_t)h)
+            return g_devs[i]->pid == getpid() ? g_devs[i] : NULL;
+    return NULL;
+}
+
+static sdf_session *sess_find(void *h)
+{
+    for (size_t i = 0; h && i < g_n_sess; i++)
+        if (g_sess[i]->handle == (uintptr_t)h)
+            return g_sess[i]->pid == getpid() ? g_sess[i] : NULL;
+    return NULL;
+}
+
+static uintptr_t next_handle_locked(void)
+{
+    if (++g_last_handle == 0)
+        g_last_handle = 1;
+    return g_last_handle;
+}
+
+/* Counted, never reused: a stale handle never names a newer object. */
+uintptr_t sdf_handle_next(void)
+{
+    pthread_once(&g_once, registry_init);
+    lock_registry();
+    uintptr_t h = next_handle_locked();
+    unlock_registry();
+    return h;
 }
 
 /* ---- status mapping ---- */
@@ -146,13 +178,14 @@ SDF_API int SDF_OpenDevice(void **phDeviceHandle)
         return SDR_NOBUFFER;
     d->pid = getpid();
     lock_registry();
+    d->handle = next_handle_locked();
     bool ok = ptr_add((void ***)&g_devs, &g_n_devs, &g_cap_devs, d);
     unlock_registry();
     if (!ok) {
         free(d);
         return SDR_NOBUFFER;
     }
-    *phDeviceHandle = d;
+    *phDeviceHandle = (void *)d->handle;
     return SDR_OK;
 }
 
@@ -161,7 +194,6 @@ static void session_free(sdf_session *s)
     gmp_task_free(s->hash);
     gmp_client_close(s->cli); /* the pool drops its session keys */
     free(s->keys.v);
-    free(s->agreements.v);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
@@ -189,19 +221,17 @@ static void session_end(sdf_session *s)
 SDF_API int SDF_CloseDevice(void *hDeviceHandle)
 {
     lock_registry();
-    sdf_device *d = hDeviceHandle;
-    bool ok = d && ptr_has((void **)g_devs, g_n_devs, d) &&
-              d->pid == getpid();
-    if (ok)
+    sdf_device *d = dev_find(hDeviceHandle);
+    if (d)
         ptr_del((void **)g_devs, &g_n_devs, d);
     unlock_registry();
-    if (!ok)
+    if (!d)
         return SDR_OPENDEVICE;
     for (;;) {
         sdf_session *s = NULL;
         lock_registry();
         for (size_t i = 0; i < g_n_sess && !s; i++)
-            if (g_sess[i]->dev == d)
+            if (g_sess[i]->dev == d->handle)
                 s = g_sess[i];
         if (s)
             ptr_del((void **)g_sess, &g_n_sess, s);
@@ -216,7 +246,7 @@ SDF_API int SDF_CloseDevice(void *hDeviceHandle)
 
 /* ---- sessions ---- */
 
-static sdf_session *session_new(void *dev)
+static sdf_session *session_new(uintptr_t dev)
 {
     sdf_session *s = calloc(1, sizeof *s);
     if (!s)
@@ -240,38 +270,36 @@ SDF_API int SDF_OpenSession(void *hDeviceHandle, void **phSessionHandle)
         return SDR_OUTARGERR;
     *phSessionHandle = NULL;
     lock_registry();
-    bool ok = hDeviceHandle &&
-              ptr_has((void **)g_devs, g_n_devs, hDeviceHandle) &&
-              ((sdf_device *)hDeviceHandle)->pid == getpid();
+    bool ok = dev_find(hDeviceHandle) != NULL;
     unlock_registry();
     if (!ok)
         return SDR_OPENDEVICE;
-    sdf_session *s = session_new(hDeviceHandle);
+    sdf_session *s = session_new((uintptr_t)hDeviceHandle);
     if (!s)
         return SDR_OPENSESSION;
     lock_registry();
     /* the device may have closed meanwhile */
-    ok = ptr_has((void **)g_devs, g_n_devs, hDeviceHandle) &&
+    ok = dev_find(hDeviceHandle) &&
          ptr_add((void ***)&g_sess, &g_n_sess, &g_cap_sess, s);
+    if (ok)
+        s->handle = next_handle_locked();
     unlock_registry();
     if (!ok) {
         session_free(s);
         return SDR_OPENSESSION;
     }
-    *phSessionHandle = s;
+    *phSessionHandle = (void *)s->handle;
     return SDR_OK;
 }
 
 SDF_API int SDF_CloseSession(void *hSessionHandle)
 {
     lock_registry();
-    sdf_session *s = hSessionHandle;
-    bool ok = s && ptr_has((void **)g_sess, g_n_sess, s) &&
-              s->pid == getpid();
-    if (ok)
+    sdf_session *s = sess_find(hSessionHandle);
+    if (s)
         ptr_del((void **)g_sess, &g_n_sess, s);
     unlock_registry();
-    if (!ok)
+    if (!s)
         return SDR_OPENSESSION;
     session_end(s);
     return SDR_OK;
@@ -280,13 +308,11 @@ SDF_API int SDF_CloseSession(void *hSessionHandle)
 int sdf_session_get(void *h, sdf_session **out)
 {
     lock_registry();
-    sdf_session *s = h;
-    bool ok = s && ptr_has((void **)g_sess, g_n_sess, s) &&
-              s->pid == getpid();
-    if (ok)
+    sdf_session *s = sess_find(h);
+    if (s)
         s->refs++;
     unlock_registry();
-    if (!ok)
+    if (!s)
         return SDR_OPENSESSION;
     pthread_mutex_lock(&s->mu);
     if (s->closed) { /* closed while this call waited for it */

@@ -40,6 +40,18 @@ void sdf_pub_out(const gmp_sm2_point *p, ECCrefPublicKey *k)
     put(k->y, p->y);
 }
 
+/* GM/T 0009 names this ID for a signer who gives none; an empty ID would
+ * otherwise hash as ENTL 0 and match no other implementation's Z. */
+static const char default_id[] = "1234567812345678";
+
+void sdf_id_or_default(const unsigned char **id, unsigned int *len)
+{
+    if (*len == 0) {
+        *id = (const unsigned char *)default_id;
+        *len = sizeof default_id - 1;
+    }
+}
+
 /* C is declared with one byte; the caller provides L of them. */
 static unsigned char *cipher_c(ECCCipher *e)
 {

@@ -7,8 +7,6 @@
 
 #include "sdf_int.h"
 
-static const char default_id[] = "1234567812345678";
-
 static void hash_end(sdf_session *s)
 {
     gmp_task_free(s->hash);
@@ -25,10 +23,8 @@ static int hash_start(sdf_session *s, const ECCrefPublicKey *pub,
         return SDR_INARGERR;
     if ((!id && id_len) || id_len > GMP_SM2_MAX_ID)
         return SDR_INARGERR;
-    if (pub && (!id || id_len == 0)) {
-        id = (const unsigned char *)default_id;
-        id_len = sizeof default_id - 1;
-    }
+    if (pub)
+        sdf_id_or_default(&id, &id_len);
     int rc = pub ? gmp_sm2_z(s->cli, &p, id, id_len, z) : GMP_OK;
     if (rc == GMP_OK)
         rc = gmp_digest_open(s->cli, GMP_ALG_SM3, &o, &s->hash);

@@ -3,6 +3,7 @@
  * SM4 key owned by the session and named by the pool's handle.  The
  * digital envelope exchange re-encrypts a key without it leaving the
  * pool. */
+#include <stddef.h>
 #include <string.h>
 
 #include "sdf_int.h"
@@ -220,6 +221,38 @@ SDF_API int SDF_ExchangeDigitEnvelopeBaseOnECC(void *hSessionHandle,
 
 /* ---- key agreement (GM/T 0003.3, with the encryption key pair) ---- */
 
+/* Records a started agreement under a new handle; when the pool has
+ * dropped its oldest to make room, so does this list. */
+static uintptr_t agreement_add(sdf_session *s, uint64_t id)
+{
+    if (s->n_agreements == GMP_SM2_AGREE_MAX)
+        memmove(s->agreements, s->agreements + 1,
+                --s->n_agreements * sizeof *s->agreements);
+    sdf_agreement *a = &s->agreements[s->n_agreements++];
+    a->handle = sdf_handle_next();
+    a->id = id;
+    return a->handle;
+}
+
+/* The slot of the agreement behind a handle this session holds, or -1. */
+static ptrdiff_t agreement_find(const sdf_session *s, void *h)
+{
+    for (size_t i = 0; h && i < s->n_agreements; i++)
+        if (s->agreements[i].handle == (uintptr_t)h)
+            return (ptrdiff_t)i;
+    return -1;
+}
+
+/* Takes an agreement out of the list: it is used once, come what may. */
+static uint64_t agreement_take(sdf_session *s, size_t i)
+{
+    uint64_t id = s->agreements[i].id;
+    memmove(s->agreements + i, s->agreements + i + 1,
+            (s->n_agreements - i - 1) * sizeof *s->agreements);
+    s->n_agreements--;
+    return id;
+}
+
 SDF_API int SDF_GenerateAgreementDataWithECC(
     void *hSessionHandle, unsigned int uiISKIndex, unsigned int uiKeyBits,
     unsigned char *pucSponsorID, unsigned int uiSponsorIDLength,
@@ -228,7 +261,7 @@ SDF_API int SDF_GenerateAgreementDataWithECC(
 {
     sdf_session *s;
     gmp_sm2_point pub, tmp;
-    uint32_t agreement = 0;
+    uint64_t agreement = 0;
     int rv = sdf_session_get(hSessionHandle, &s);
     if (rv != SDR_OK)
         return rv;
@@ -237,21 +270,17 @@ SDF_API int SDF_GenerateAgreementDataWithECC(
     else if (!pucSponsorPublicKey || !pucSponsorTmpPublicKey ||
              !phAgreementHandle)
         rv = SDR_OUTARGERR;
-    else
-        rv = sdf_rv(gmp_sm2_agree_start(s->cli, uiISKIndex, pucSponsorID,
+    else {
+        const unsigned char *id = pucSponsorID;
+        sdf_id_or_default(&id, &uiSponsorIDLength);
+        rv = sdf_rv(gmp_sm2_agree_start(s->cli, uiISKIndex, id,
                                         uiSponsorIDLength, &pub, &tmp,
                                         &agreement));
-    if (rv == SDR_OK && s->agreements.n == GMP_SM2_AGREE_MAX) {
-        /* the pool has dropped the oldest; so does this list */
-        memmove(s->agreements.v, s->agreements.v + 1,
-                --s->agreements.n * sizeof *s->agreements.v);
     }
-    if (rv == SDR_OK)
-        rv = sdf_handle_add(&s->agreements, agreement);
     if (rv == SDR_OK) {
         sdf_pub_out(&pub, pucSponsorPublicKey);
         sdf_pub_out(&tmp, pucSponsorTmpPublicKey);
-        *phAgreementHandle = (void *)(uintptr_t)agreement;
+        *phAgreementHandle = (void *)agreement_add(s, agreement);
     }
     sdf_session_put(s);
     return rv;
@@ -264,6 +293,7 @@ static int party_in(const unsigned char *id, unsigned int id_len,
 {
     if (!id_ok(id, id_len))
         return SDR_INARGERR;
+    sdf_id_or_default(&id, &id_len);
     p->id = id;
     p->id_len = id_len;
     int rv = sdf_pub_in(pub, &p->pub);
@@ -280,24 +310,20 @@ SDF_API int SDF_GenerateKeyWithECC(void *hSessionHandle,
     sdf_session *s;
     gmp_sm2_party peer;
     uint32_t handle = 0;
-    uintptr_t id = (uintptr_t)hAgreementHandle;
     int rv = sdf_session_get(hSessionHandle, &s);
     if (rv != SDR_OK)
         return rv;
     /* an agreement this session started and has not finished */
-    if (id == 0 || id > UINT32_MAX ||
-        !sdf_handle_has(&s->agreements, (uint32_t)id))
-        rv = SDR_STEPERR;
-    else
-        rv = party_in(pucResponseID, uiResponseIDLength, pucResponsePublicKey,
-                      pucResponseTmpPublicKey, &peer);
+    ptrdiff_t i = agreement_find(s, hAgreementHandle);
+    rv = i < 0 ? SDR_STEPERR
+               : party_in(pucResponseID, uiResponseIDLength,
+                          pucResponsePublicKey, pucResponseTmpPublicKey,
+                          &peer);
     if (rv == SDR_OK && !phKeyHandle)
         rv = SDR_OUTARGERR;
-    if (rv == SDR_OK) { /* the pool uses an agreement once, come what may */
-        rv = sdf_rv(gmp_sm2_agree_finish(s->cli, (uint32_t)id, &peer,
-                                         &handle));
-        sdf_handle_del(&s->agreements, (uint32_t)id);
-    }
+    if (rv == SDR_OK)
+        rv = sdf_rv(gmp_sm2_agree_finish(s->cli, agreement_take(s, (size_t)i),
+                                         &peer, &handle));
     if (rv == SDR_OK)
         rv = sdf_key_out(s, handle, phKeyHandle);
     sdf_session_put(s);
@@ -327,8 +353,10 @@ SDF_API int SDF_GenerateAgreementDataAndKeyWithECC(
     if (rv == SDR_OK && (!pucResponsePublicKey || !pucResponseTmpPublicKey ||
                          !phKeyHandle))
         rv = SDR_OUTARGERR;
+    const unsigned char *id = pucResponseID;
+    sdf_id_or_default(&id, &uiResponseIDLength);
     if (rv == SDR_OK)
-        rv = sdf_rv(gmp_sm2_agree_respond(s->cli, uiISKIndex, pucResponseID,
+        rv = sdf_rv(gmp_sm2_agree_respond(s->cli, uiISKIndex, id,
                                           uiResponseIDLength, &sponsor, &pub,
                                           &tmp, &handle));
     if (rv == SDR_OK)
