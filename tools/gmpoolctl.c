@@ -159,10 +159,13 @@ static const char *secret_prompt(int n, char **a)
     return NULL;
 }
 
-/* sdf keypair add / sdf password with more words: a password on the
- * command line, which the daemon could not tell from one read here. */
+/* tenant pin / sdf keypair add / sdf password with more words: a secret
+ * on the command line, which the daemon could not tell from one read
+ * here. */
 static bool secret_on_command_line(int n, char **a)
 {
+    if (n > 3 && strcmp(a[0], "tenant") == 0 && strcmp(a[1], "pin") == 0)
+        return true;
     return n >= 2 && strcmp(a[0], "sdf") == 0 &&
            ((n > 4 && strcmp(a[1], "password") == 0) ||
             (n > 5 && strcmp(a[1], "keypair") == 0 &&
@@ -219,8 +222,8 @@ int main(int argc, char **argv)
     char pin[GMP_PIN_MAX + 2], *args[8];
     int n = argc - optind;
     if (secret_on_command_line(n, argv + optind)) {
-        fprintf(stderr, "gmpoolctl: the key pair password is read from "
-                        "stdin, not the command line\n%s", usage);
+        fprintf(stderr, "gmpoolctl: PINs and passwords are read from stdin, "
+                        "not the command line\n%s", usage);
         return 2;
     }
     const char *prompt = secret_prompt(n, argv + optind);

@@ -64,6 +64,11 @@ until [ -f "$dir/credentials" ] && ctl ping >/dev/null 2>&1; do
 done
 export GMPOOL_CREDENTIALS="$dir/credentials"
 echo 4321 | ctl tenant pin default >/dev/null || { bad "set the user PIN"; exit 1; }
+out=$(ctl tenant pin default 9999 2>&1 </dev/null)
+rc=$?
+[ $rc -eq 2 ] && echo "$out" | grep -q "read from stdin" &&
+    ok "gmpoolctl refuses a PIN on the command line" ||
+    bad "gmpoolctl refuses a PIN on the command line (exit $rc): $out"
 
 P11="$T pkcs11-tool --module $M"
 USER="$P11 --login --pin 4321"
