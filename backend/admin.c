@@ -131,12 +131,16 @@ static int cmd_queue(int argc, char **argv, out_buf *o)
     return gmpd_sched_set_threshold(vcm, level, count, wait_ms);
 }
 
+/* The record keeps the wall clock of its last update; an operator wants
+ * its age. */
 static int load_row(const gmpd_load_rec *r, void *arg)
 {
+    uint64_t now = gmpc_wall_ms();
     say(arg, "%-16s %5u %5u %7u %12.0f %-5s %14llu\n", r->host, r->node,
         r->vcm, r->queue_depth, r->bytes_per_s,
         r->status == GMPD_NODE_UP ? "up" : "down",
-        (unsigned long long)r->heartbeat_ms);
+        (unsigned long long)(now > r->heartbeat_ms ? now - r->heartbeat_ms
+                                                   : 0));
     return 0;
 }
 
@@ -148,7 +152,7 @@ static int cmd_status(out_buf *o)
     gmpd_sched_status(o->p + o->len, o->cap - o->len);
     o->len += strlen(o->p + o->len);
     say(o, "\n%-16s %5s %5s %7s %12s %-5s %14s\n", "HOST", "NODE", "VCM",
-        "QUEUED", "BYTES/s", "STATE", "HEARTBEAT_MS");
+        "QUEUED", "BYTES/s", "STATE", "HEARTBEAT_AGE_MS");
     return gmpd->load->ops->list(gmpd->load, load_row, o);
 }
 
@@ -158,6 +162,14 @@ static int cmd_sched(out_buf *o)
     gmpd_sched_ttsa_status(o->p + o->len, o->cap - o->len);
     o->len += strlen(o->p + o->len);
     return GMP_OK;
+}
+
+/* sdf ...: the SDF front end's internal keys (sdfadmin.c) */
+static int cmd_sdf(int argc, char **argv, out_buf *o)
+{
+    int rc = gmpd_sdf_admin(argc, argv, o->p + o->len, o->cap - o->len);
+    o->len += strlen(o->p + o->len);
+    return rc;
 }
 
 int gmpd_admin_run(int argc, char **argv, char *out, size_t cap)
@@ -174,6 +186,8 @@ int gmpd_admin_run(int argc, char **argv, char *out, size_t cap)
         rc = cmd_status(&o);
     else if (argc == 1 && strcmp(argv[0], "sched") == 0)
         rc = cmd_sched(&o);
+    else if (argc >= 1 && strcmp(argv[0], "sdf") == 0)
+        rc = cmd_sdf(argc, argv, &o);
     else if (argc == 1 && strcmp(argv[0], "ping") == 0)
         rc = GMP_OK;
     if (rc != GMP_OK && o.len == 0)

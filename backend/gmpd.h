@@ -38,6 +38,7 @@ typedef struct gmpd_conn gmpd_conn;
 typedef struct gmpd_session gmpd_session;
 typedef struct gmpd_task gmpd_task;
 typedef struct gmpd_shard gmpd_shard;
+typedef struct gmpd_sdf_state gmpd_sdf_state;
 
 /* One unit of work: a data shard or the final step of a task. */
 struct gmpd_shard {
@@ -102,6 +103,7 @@ struct gmpd_session {
     uint32_t n_tasks;
     _Atomic uint64_t buffered; /* shard bytes held for this session */
     atomic_bool logged_in;   /* user PIN given (token.c) */
+    gmpd_sdf_state *sdf;     /* SDF access rights, agreements (sdf.c) */
     /* anti-replay window over task freshness values */
     uint64_t fresh_top;
     uint64_t fresh_bits[16]; /* 1024 values below fresh_top */
@@ -234,6 +236,17 @@ int gmpd_key_request(gmpd_session *s, const uint8_t *p, size_t n,
 int gmpd_key_find(gmpd_session *s, uint32_t handle, gmpd_key_attr *a,
                   uint8_t *value, size_t cap, size_t *len);
 
+/* ---- sdf.c ---- */
+/* KEY operations GMPC_SDF_FIRST..GMPC_SDF_LAST, the SDF front end's:
+ * internal keys by index, access rights, SM2, session keys, files. */
+int gmpd_sdf_request(gmpd_session *s, uint8_t op, gmpc_rbuf *r,
+                     gmpc_wbuf *w);
+/* The session's SDF state, when it ends. */
+void gmpd_sdf_session_free(gmpd_session *s);
+/* admin `sdf ...` (sdfadmin.c): the operator's side of the SDF keys;
+ * the reply text goes to out (cap bytes, NUL-terminated). */
+int gmpd_sdf_admin(int argc, char **argv, char *out, size_t cap);
+
 /* ---- admin.c ---- */
 /* Runs one admin command (argv) and writes the text reply. */
 /* The tenant's token (token.c): user PIN and login state. */
@@ -245,6 +258,14 @@ typedef struct gmpd_token_state {
     uint32_t fails;
 } gmpd_token_state;
 int gmpd_pin_set(const char *tenant, const uint8_t *pin, size_t len);
+/* A verifier record of a PIN or password (PBKDF2-HMAC-SM3), and the check
+ * of one with its lock-out policy: GMP_OK, GMP_ERR_PIN, GMP_ERR_PIN_LOCKED
+ * or GMP_ERR_PIN_UNSET; *fails is the count to store back. */
+#define GMPD_PIN_REC_LEN 53
+int gmpd_pin_record(const uint8_t *pin, size_t len,
+                    uint8_t rec[GMPD_PIN_REC_LEN]);
+int gmpd_pin_check(const gmpd_pin *p, const uint8_t *pin, size_t len,
+                   uint32_t *fails);
 int gmpd_token_login(gmpd_session *s, const uint8_t *pin, size_t len);
 void gmpd_token_logout(gmpd_session *s);
 int gmpd_token_set_pin(gmpd_session *s, const uint8_t *old, size_t old_len,

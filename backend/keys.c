@@ -93,15 +93,24 @@ static int key_create(gmpd_session *s, gmpc_rbuf *r, bool generate,
     return rc;
 }
 
-/* A key this session may use: another VCM's handle, or a private key
- * before login, is GMP_ERR_NOT_FOUND like a handle that never was. */
+/* What a session may see of its VCM's keystore: not the SDF internal keys
+ * (sdf.c alone reaches those, by index), private keys only after login,
+ * and session keys only of its own session (another application's
+ * session objects are not its).  Anything else, like another VCM's
+ * handle, is GMP_ERR_NOT_FOUND, as if it never was. */
+static bool key_visible(gmpd_session *s, const gmpd_key_attr *a)
+{
+    return !a->idx && gmpd_token_may_see(s, a->flags) &&
+           ((a->flags & GMP_KEYF_TOKEN) || a->session == s->id);
+}
+
 int gmpd_key_find(gmpd_session *s, uint32_t handle, gmpd_key_attr *a,
                   uint8_t *value, size_t cap, size_t *len)
 {
     size_t n = 0;
     int rc = gmpd_key_get(gmpd->store, s->tenant.vcm, handle, a, value, cap,
                           len ? len : &n);
-    if (rc == GMP_OK && !gmpd_token_may_see(s, a->flags)) {
+    if (rc == GMP_OK && !key_visible(s, a)) {
         if (value)
             OPENSSL_cleanse(value, cap);
         rc = GMP_ERR_NOT_FOUND;
@@ -188,7 +197,7 @@ typedef struct list_ctx {
 static int list_one(const gmpd_key_attr *a, void *arg)
 {
     list_ctx *l = arg;
-    if (a->handle <= l->after || !gmpd_token_may_see(l->s, a->flags))
+    if (a->handle <= l->after || !key_visible(l->s, a))
         return 0;
     l->handles[l->n++] = a->handle;
     return l->n == GMPC_KEY_LIST_MAX;
@@ -283,7 +292,9 @@ int gmpd_key_request(gmpd_session *s, const uint8_t *p, size_t n,
             gmpd_token_logout(s);
         break;
     default:
-        rc = by_handle(s, op, &r, &w);
+        rc = op >= GMPC_SDF_FIRST && op <= GMPC_SDF_LAST
+                 ? gmpd_sdf_request(s, op, &r, &w)
+                 : by_handle(s, op, &r, &w);
     }
     *out_len = w.len;
     return w.overflow ? GMP_ERR_INTERNAL : rc;

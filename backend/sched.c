@@ -544,7 +544,7 @@ static uint32_t ttsa_place(gmpd_task *t, uint64_t len, uint64_t now)
     uint32_t id = v <= GMPD_TTSA_MAX_VCMS ? S.vcm_node[v] : 0;
     gmpd_node *nd = id ? gmpd_nodeset_get(S.ns, id) : NULL;
     if (!nd || !node_serves(nd, t->sess->tenant.vcm, t->svc)) {
-        gmpd_ttsa_finish(S.tt, tid, now);
+        gmpd_ttsa_drop(S.tt, tid, now);   /* placed by speed, not run here */
         return 0;
     }
     nd->queued_bytes += len;   /* the accounting gmpd_nodeset_place does */

@@ -118,6 +118,7 @@ void gmpd_session_unref(gmpd_session *s)
     if (atomic_fetch_sub(&s->refs, 1) != 1)
         return;
     OPENSSL_cleanse(s->tenant.secret, sizeof s->tenant.secret);
+    gmpd_sdf_session_free(s);
     pthread_mutex_destroy(&s->mu);
     free(s->tasks);
     free(s);

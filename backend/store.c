@@ -14,7 +14,8 @@
  *   tenants: "tenant" || name
  *   PINs:    "pin" || name
  *   keys:    "key" || vcm (u32 BE) || handle (u32 BE) || type (u16 BE)
- *            || flags (u32 BE)
+ *            || flags (u32 BE) [|| idx (u32 BE), SDF internal keys only]
+ *   SDF key passwords: "sdfpin" || vcm (u32 BE) || idx (u32 BE)
  * The two prefixes differ in their first byte and each layout is fixed or
  * ends in a name drawn from an alphabet without the version byte, so no
  * aad of one kind can be read as another.
@@ -54,7 +55,7 @@
 #define WRAP_OVERHEAD (WRAP_HDR + WRAP_TAG)
 #define WRAP_MAX (GMPD_KEY_MAX + WRAP_OVERHEAD)
 #define AAD_MAX (sizeof "tenant" + GMPD_NAME_MAX)
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 #define BUSY_TIMEOUT_MS 5000
 
 struct gmpd_store {
@@ -95,16 +96,29 @@ static void put_be32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
-static void aad_key(wrap_aad *a, uint32_t vcm, uint32_t handle,
-                    uint16_t type, uint32_t flags)
+/* An index moves a key to another SDF slot, so it is bound like the
+ * handle; keys without one keep the version 2 layout. */
+static void aad_key(wrap_aad *a, const gmpd_key_attr *k, uint32_t flags)
 {
     memcpy(a->b, "key", 3);
-    put_be32(a->b + 3, vcm);
-    put_be32(a->b + 7, handle);
-    a->b[11] = (uint8_t)(type >> 8);
-    a->b[12] = (uint8_t)type;
+    put_be32(a->b + 3, k->vcm);
+    put_be32(a->b + 7, k->handle);
+    a->b[11] = (uint8_t)(k->type >> 8);
+    a->b[12] = (uint8_t)k->type;
     put_be32(a->b + 13, flags);
     a->n = 17;
+    if (k->idx) {
+        put_be32(a->b + 17, k->idx);
+        a->n = 21;
+    }
+}
+
+static void aad_keypin(wrap_aad *a, uint32_t vcm, uint32_t idx)
+{
+    memcpy(a->b, "sdfpin", 6);
+    put_be32(a->b + 6, vcm);
+    put_be32(a->b + 10, idx);
+    a->n = 14;
 }
 
 static void aad_named(wrap_aad *a, const char *prefix, const char *name)
@@ -509,6 +523,22 @@ static const char schema_v2_sql[] =
     "ALTER TABLE keys ADD COLUMN app BLOB;"
     "PRAGMA user_version = 2;";
 
+/* Version 3: the SDF front end's internal keys by index (one of each
+ * type per index and VCM), the passwords guarding its key pairs, and its
+ * files. */
+static const char schema_v3_sql[] =
+    "ALTER TABLE keys ADD COLUMN idx INTEGER NOT NULL DEFAULT 0;"
+    "CREATE UNIQUE INDEX keys_idx ON keys(vcm, type, idx) WHERE idx > 0;"
+    "CREATE TABLE sdf_pins("
+    " vcm INTEGER NOT NULL, idx INTEGER NOT NULL,"
+    " rec BLOB NOT NULL," /* wrapped */
+    " fails INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY(vcm, idx));"
+    "CREATE TABLE sdf_files("
+    " vcm INTEGER NOT NULL, name BLOB NOT NULL, data BLOB NOT NULL,"
+    " PRIMARY KEY(vcm, name));"
+    "PRAGMA user_version = 3;";
+
 static int schema_version(gmpd_store *s, int *v)
 {
     sqlite3_stmt *st = sql_prep(s, "PRAGMA user_version");
@@ -533,6 +563,8 @@ static int schema_ensure(gmpd_store *s, char *err, size_t errlen)
         rc = sql_exec(s, schema_sql);
     if (!rc && v <= 1)
         rc = sql_exec(s, schema_v2_sql);
+    if (!rc && v <= 2)
+        rc = sql_exec(s, schema_v3_sql);
     else if (!rc && v != SCHEMA_VERSION) {
         gmpc_fmt(err, errlen,
                  "gmpool.db has schema version %d, this gmpoold knows %d",
@@ -810,10 +842,17 @@ static int tenant_delete(gmpd_store *s, const char *name)
     int rc = tenant_vcm(s, name, &vcm);
     if (rc)
         return rc;
-    sqlite3_stmt *st = sql_prep(s, "DELETE FROM keys WHERE vcm = ?1");
-    if (st)
-        sqlite3_bind_int64(st, 1, vcm);
-    rc = sql_done(s, st);
+    static const char *const per_vcm[] = {
+        "DELETE FROM keys WHERE vcm = ?1",
+        "DELETE FROM sdf_pins WHERE vcm = ?1",
+        "DELETE FROM sdf_files WHERE vcm = ?1"};
+    sqlite3_stmt *st;
+    for (size_t i = 0; !rc && i < sizeof per_vcm / sizeof *per_vcm; i++) {
+        st = sql_prep(s, per_vcm[i]);
+        if (st)
+            sqlite3_bind_int64(st, 1, vcm);
+        rc = sql_done(s, st);
+    }
     if (rc)
         return rc;
     st = sql_prep(s, "DELETE FROM tenants WHERE name = ?1");
@@ -1008,9 +1047,13 @@ static int key_attr_check(const gmpd_key_attr *a, size_t len)
         return GMP_ERR_KEY;
     if (memchr(a->label, '\0', sizeof a->label) == NULL)
         return GMP_ERR_ARG;
+    bool internal = a->type == GMPD_KEY_KEK || a->type == GMPD_KEY_SM2_SIGN ||
+                    a->type == GMPD_KEY_SM2_ENC;
     if (a->type != GMP_KEY_GENERIC && a->type != GMP_KEY_SM4 &&
-        a->type != GMP_KEY_AES)
+        a->type != GMP_KEY_AES && !internal)
         return GMP_ERR_KEY;
+    if (internal != (a->idx != 0))
+        return GMP_ERR_ARG; /* an index exactly for the internal types */
     const uint32_t known = GMP_KEYF_SENSITIVE | GMP_KEYF_EXTRACTABLE |
                            GMP_KEYF_TOKEN | GMP_KEYF_PRIVATE;
     if ((a->flags & ~known) || a->app_len > GMPD_APP_MAX)
@@ -1036,7 +1079,7 @@ static int key_insert_row(gmpd_store *s, const gmpd_key_attr *a, size_t len,
 {
     sqlite3_stmt *st = sql_prep(
         s, "INSERT INTO keys(vcm, type, len, flags, session, label, app, "
-           "value) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, x'')");
+           "idx, value) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, x'')");
     if (st) {
         sqlite3_bind_int64(st, 1, a->vcm);
         sqlite3_bind_int64(st, 2, a->type);
@@ -1045,6 +1088,7 @@ static int key_insert_row(gmpd_store *s, const gmpd_key_attr *a, size_t len,
         sqlite3_bind_int64(st, 5, (sqlite3_int64)a->session);
         sqlite3_bind_text(st, 6, a->label, -1, SQLITE_STATIC);
         sqlite3_bind_blob(st, 7, a->app, a->app_len, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 8, a->idx);
     }
     int rc = sql_done(s, st);
     sqlite3_int64 h = sqlite3_last_insert_rowid(s->db);
@@ -1065,10 +1109,12 @@ static int key_insert(gmpd_store *s, const gmpd_key_attr *a,
     uint8_t blob[WRAP_MAX];
     size_t blen = 0;
     wrap_aad aad;
+    gmpd_key_attr k = *a;
     int rc = vcm_exists(s, a->vcm);
     if (!rc)
         rc = key_insert_row(s, a, len, handle);
-    aad_key(&aad, a->vcm, *handle, a->type, a->flags);
+    k.handle = *handle;
+    aad_key(&aad, &k, a->flags);
     if (!rc)
         rc = wrap_seal(s, &aad, value, len, blob, &blen);
     if (rc)
@@ -1102,7 +1148,7 @@ int gmpd_key_put(gmpd_store *s, const gmpd_key_attr *attr,
     return rc;
 }
 
-/* Columns: handle, vcm, type, len, flags, session, label, app. */
+/* Columns: handle, vcm, type, len, flags, session, label, app, idx. */
 static void key_attr_from_row(sqlite3_stmt *st, gmpd_key_attr *a)
 {
     const char *label = (const char *)sqlite3_column_text(st, 6);
@@ -1119,6 +1165,7 @@ static void key_attr_from_row(sqlite3_stmt *st, gmpd_key_attr *a)
     a->len = (uint32_t)sqlite3_column_int64(st, 3);
     a->flags = (uint32_t)sqlite3_column_int64(st, 4);
     a->session = (uint64_t)sqlite3_column_int64(st, 5);
+    a->idx = (uint32_t)sqlite3_column_int64(st, 8);
     if (label)
         gmpc_fmt(a->label, sizeof a->label, "%.*s", GMPD_NAME_MAX, label);
 }
@@ -1130,9 +1177,9 @@ static int key_from_row(gmpd_store *s, sqlite3_stmt *st, gmpd_key_attr *a,
 {
     wrap_aad aad;
     key_attr_from_row(st, a);
-    aad_key(&aad, a->vcm, a->handle, a->type, a->flags);
-    int rc = wrap_open(s, &aad, sqlite3_column_blob(st, 8),
-                       (size_t)sqlite3_column_bytes(st, 8), val, n);
+    aad_key(&aad, a, a->flags);
+    int rc = wrap_open(s, &aad, sqlite3_column_blob(st, 9),
+                       (size_t)sqlite3_column_bytes(st, 9), val, n);
     if (!rc && *n != a->len)
         rc = GMP_ERR_INTERNAL;
     if (rc)
@@ -1147,7 +1194,7 @@ static int key_read(gmpd_store *s, uint32_t vcm, uint32_t handle,
 {
     sqlite3_stmt *st = sql_prep(
         s, "SELECT handle, vcm, type, len, flags, session, label, app, "
-           "value FROM keys WHERE handle = ?1 AND vcm = ?2");
+           "idx, value FROM keys WHERE handle = ?1 AND vcm = ?2");
     if (!st)
         return GMP_ERR_INTERNAL;
     sqlite3_bind_int64(st, 1, handle);
@@ -1192,7 +1239,7 @@ static int key_rewrite(gmpd_store *s, const gmpd_key_attr *na)
     size_t n = 0, blen = 0;
     wrap_aad aad;
     int rc = key_read(s, na->vcm, na->handle, &a, val, &n);
-    aad_key(&aad, a.vcm, a.handle, a.type, na->flags);
+    aad_key(&aad, &a, na->flags);
     if (!rc)
         rc = wrap_seal(s, &aad, val, n, blob, &blen);
     OPENSSL_cleanse(val, sizeof val);
@@ -1248,8 +1295,8 @@ int gmpd_key_delete(gmpd_store *s, uint32_t vcm, uint32_t handle)
 static int key_collect(gmpd_store *s, uint32_t vcm, row_vec *rv)
 {
     sqlite3_stmt *st = sql_prep(
-        s, "SELECT handle, vcm, type, len, flags, session, label, app "
-           "FROM keys WHERE vcm = ?1 ORDER BY handle");
+        s, "SELECT handle, vcm, type, len, flags, session, label, app, "
+           "idx FROM keys WHERE vcm = ?1 ORDER BY handle");
     if (!st)
         return GMP_ERR_INTERNAL;
     sqlite3_bind_int64(st, 1, vcm);
@@ -1296,6 +1343,286 @@ int gmpd_key_purge_session(gmpd_store *s, uint64_t session)
         sqlite3_bind_int64(st, 2, GMP_KEYF_TOKEN);
     }
     int rc = sql_done(s, st);
+    unlock(s);
+    return rc;
+}
+
+/* ---- SDF internal keys, key passwords, files --------------------------- */
+
+int gmpd_key_get_idx(gmpd_store *s, uint32_t vcm, uint16_t type,
+                     uint32_t idx, gmpd_key_attr *attr, uint8_t *value,
+                     size_t cap, size_t *len)
+{
+    if (!s || idx == 0)
+        return GMP_ERR_ARG;
+    lock(s);
+    sqlite3_stmt *st = sql_prep(s, "SELECT handle FROM keys WHERE vcm = ?1 "
+                                   "AND type = ?2 AND idx = ?3");
+    int r = SQLITE_ERROR;
+    uint32_t handle = 0;
+    if (st) {
+        sqlite3_bind_int64(st, 1, vcm);
+        sqlite3_bind_int64(st, 2, type);
+        sqlite3_bind_int64(st, 3, idx);
+        r = sqlite3_step(st);
+        if (r == SQLITE_ROW)
+            handle = (uint32_t)sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    unlock(s);
+    if (r != SQLITE_ROW)
+        return r == SQLITE_DONE ? GMP_ERR_NOT_FOUND : GMP_ERR_INTERNAL;
+    /* the row read again under its handle: the MAC binds type and idx */
+    int rc = gmpd_key_get(s, vcm, handle, attr, value, cap, len);
+    if (rc == GMP_OK && attr && (attr->type != type || attr->idx != idx))
+        rc = GMP_ERR_INTERNAL;
+    return rc;
+}
+
+int gmpd_keypin_set(gmpd_store *s, uint32_t vcm, uint32_t idx,
+                    const uint8_t *rec, size_t n)
+{
+    if (!s || idx == 0 || (n && !rec) || n > GMPD_KEY_MAX)
+        return GMP_ERR_ARG;
+    uint8_t blob[WRAP_MAX];
+    size_t blen = 0;
+    wrap_aad aad;
+    aad_keypin(&aad, vcm, idx);
+    int rc = n ? wrap_seal(s, &aad, rec, n, blob, &blen) : GMP_OK;
+    if (rc)
+        return rc;
+    lock(s);
+    sqlite3_stmt *st =
+        n ? sql_prep(s, "INSERT OR REPLACE INTO sdf_pins(vcm, idx, rec, "
+                        "fails) VALUES(?1, ?2, ?3, 0)")
+          : sql_prep(s, "DELETE FROM sdf_pins WHERE vcm = ?1 AND idx = ?2");
+    if (st) {
+        sqlite3_bind_int64(st, 1, vcm);
+        sqlite3_bind_int64(st, 2, idx);
+        if (n)
+            sqlite3_bind_blob(st, 3, blob, (int)blen, SQLITE_STATIC);
+    }
+    rc = sql_done(s, st);
+    unlock(s);
+    return rc;
+}
+
+int gmpd_keypin_get(gmpd_store *s, uint32_t vcm, uint32_t idx,
+                    gmpd_pin *out)
+{
+    if (!s || !out || idx == 0)
+        return GMP_ERR_ARG;
+    memset(out, 0, sizeof *out);
+    wrap_aad aad;
+    aad_keypin(&aad, vcm, idx);
+    lock(s);
+    sqlite3_stmt *st = sql_prep(s, "SELECT rec, fails FROM sdf_pins "
+                                   "WHERE vcm = ?1 AND idx = ?2");
+    int rc = GMP_ERR_INTERNAL;
+    if (st) {
+        sqlite3_bind_int64(st, 1, vcm);
+        sqlite3_bind_int64(st, 2, idx);
+        int r = sqlite3_step(st);
+        rc = r == SQLITE_DONE ? GMP_OK /* no password: len 0 */
+             : r == SQLITE_ROW
+                 ? wrap_open(s, &aad, sqlite3_column_blob(st, 0),
+                             (size_t)sqlite3_column_bytes(st, 0), out->rec,
+                             &out->len)
+                 : GMP_ERR_INTERNAL;
+        if (r == SQLITE_ROW)
+            out->fails = (uint32_t)sqlite3_column_int64(st, 1);
+        if (r == SQLITE_ROW && rc)
+            store_warn("SDF key password %u of VCM %u fails its MAC", idx,
+                       vcm);
+    }
+    sqlite3_finalize(st);
+    unlock(s);
+    return rc;
+}
+
+int gmpd_keypin_fails(gmpd_store *s, uint32_t vcm, uint32_t idx,
+                      uint32_t fails)
+{
+    if (!s)
+        return GMP_ERR_ARG;
+    lock(s);
+    sqlite3_stmt *st = sql_prep(s, "UPDATE sdf_pins SET fails = ?1 "
+                                   "WHERE vcm = ?2 AND idx = ?3");
+    if (st) {
+        sqlite3_bind_int64(st, 1, fails);
+        sqlite3_bind_int64(st, 2, vcm);
+        sqlite3_bind_int64(st, 3, idx);
+    }
+    int rc = sql_done(s, st);
+    unlock(s);
+    return rc;
+}
+
+static bool file_name_ok(const uint8_t *name, size_t n)
+{
+    return name && n >= 1 && n <= GMPD_FILE_NAME_MAX;
+}
+
+static int file_used_locked(gmpd_store *s, uint32_t vcm, uint64_t *used)
+{
+    sqlite3_stmt *st = sql_prep(s, "SELECT COALESCE(SUM(LENGTH(data)), 0) "
+                                   "FROM sdf_files WHERE vcm = ?1");
+    int rc = GMP_ERR_INTERNAL;
+    if (st) {
+        sqlite3_bind_int64(st, 1, vcm);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            *used = (uint64_t)sqlite3_column_int64(st, 0);
+            rc = GMP_OK;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int gmpd_file_used(gmpd_store *s, uint32_t vcm, uint64_t *used)
+{
+    if (!s || !used)
+        return GMP_ERR_ARG;
+    lock(s);
+    int rc = file_used_locked(s, vcm, used);
+    unlock(s);
+    return rc;
+}
+
+static int file_insert(gmpd_store *s, uint32_t vcm, const uint8_t *name,
+                       size_t name_len, uint32_t size, uint64_t space)
+{
+    uint64_t used = 0;
+    int rc = vcm_exists(s, vcm);
+    if (!rc)
+        rc = file_used_locked(s, vcm, &used);
+    if (!rc && used + size > space)
+        rc = GMP_ERR_LIMIT;
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = sql_prep(s, "INSERT INTO sdf_files(vcm, name, data) "
+                                   "VALUES(?1, ?2, zeroblob(?3))");
+    if (st) {
+        sqlite3_bind_int64(st, 1, vcm);
+        sqlite3_bind_blob(st, 2, name, (int)name_len, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, size);
+    }
+    return sql_done(s, st);
+}
+
+int gmpd_file_create(gmpd_store *s, uint32_t vcm, const uint8_t *name,
+                     size_t name_len, uint32_t size, uint64_t space)
+{
+    if (!s || !file_name_ok(name, name_len))
+        return GMP_ERR_ARG;
+    lock(s);
+    int rc = tx_begin(s);
+    if (!rc)
+        rc = file_insert(s, vcm, name, name_len, size, space);
+    rc = tx_end(s, rc);
+    unlock(s);
+    return rc;
+}
+
+/* The row id and size of a file, for incremental blob I/O. */
+static int file_find(gmpd_store *s, uint32_t vcm, const uint8_t *name,
+                     size_t name_len, sqlite3_int64 *row, uint32_t *size)
+{
+    sqlite3_stmt *st = sql_prep(s, "SELECT rowid, LENGTH(data) FROM "
+                                   "sdf_files WHERE vcm = ?1 AND name = ?2");
+    if (!st)
+        return GMP_ERR_INTERNAL;
+    sqlite3_bind_int64(st, 1, vcm);
+    sqlite3_bind_blob(st, 2, name, (int)name_len, SQLITE_STATIC);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        *row = sqlite3_column_int64(st, 0);
+        *size = (uint32_t)sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    return r == SQLITE_ROW    ? GMP_OK
+           : r == SQLITE_DONE ? GMP_ERR_NOT_FOUND
+                              : GMP_ERR_INTERNAL;
+}
+
+/* Reads or writes n bytes at off of an existing file (bounds checked by
+ * the caller). */
+static int file_io(gmpd_store *s, sqlite3_int64 row, bool write,
+                   uint32_t off, void *buf, size_t n)
+{
+    sqlite3_blob *b = NULL;
+    if (sqlite3_blob_open(s->db, "main", "sdf_files", "data", row, write,
+                          &b) != SQLITE_OK) {
+        store_warn("SQL error: %s", sqlite3_errmsg(s->db));
+        sqlite3_blob_close(b);
+        return GMP_ERR_INTERNAL;
+    }
+    int r = n == 0  ? SQLITE_OK
+            : write ? sqlite3_blob_write(b, buf, (int)n, (int)off)
+                    : sqlite3_blob_read(b, buf, (int)n, (int)off);
+    if (sqlite3_blob_close(b) != SQLITE_OK || r != SQLITE_OK) {
+        store_warn("SQL error: %s", sqlite3_errmsg(s->db));
+        return GMP_ERR_INTERNAL;
+    }
+    return GMP_OK;
+}
+
+int gmpd_file_read(gmpd_store *s, uint32_t vcm, const uint8_t *name,
+                   size_t name_len, uint32_t off, uint8_t *buf, size_t *len)
+{
+    if (!s || !file_name_ok(name, name_len) || !len || (!buf && *len))
+        return GMP_ERR_ARG;
+    sqlite3_int64 row = 0;
+    uint32_t size = 0;
+    lock(s);
+    int rc = file_find(s, vcm, name, name_len, &row, &size);
+    if (!rc && off > size)
+        rc = GMP_ERR_ARG;
+    if (!rc && *len > size - off)
+        *len = size - off;
+    if (!rc)
+        rc = file_io(s, row, false, off, buf, *len);
+    unlock(s);
+    if (rc)
+        *len = 0;
+    return rc;
+}
+
+int gmpd_file_write(gmpd_store *s, uint32_t vcm, const uint8_t *name,
+                    size_t name_len, uint32_t off, const uint8_t *buf,
+                    size_t len)
+{
+    if (!s || !file_name_ok(name, name_len) || (!buf && len))
+        return GMP_ERR_ARG;
+    sqlite3_int64 row = 0;
+    uint32_t size = 0;
+    lock(s);
+    int rc = file_find(s, vcm, name, name_len, &row, &size);
+    if (!rc && off > size)
+        rc = GMP_ERR_ARG;
+    else if (!rc && len > size - off)
+        rc = GMP_ERR_LENGTH;
+    if (!rc)
+        rc = file_io(s, row, true, off, (void *)buf, len);
+    unlock(s);
+    return rc;
+}
+
+int gmpd_file_delete(gmpd_store *s, uint32_t vcm, const uint8_t *name,
+                     size_t name_len)
+{
+    if (!s || !file_name_ok(name, name_len))
+        return GMP_ERR_ARG;
+    lock(s);
+    sqlite3_stmt *st = sql_prep(s, "DELETE FROM sdf_files WHERE vcm = ?1 "
+                                   "AND name = ?2");
+    if (st) {
+        sqlite3_bind_int64(st, 1, vcm);
+        sqlite3_bind_blob(st, 2, name, (int)name_len, SQLITE_STATIC);
+    }
+    int rc = sql_done(s, st);
+    if (!rc && sqlite3_changes(s->db) == 0)
+        rc = GMP_ERR_NOT_FOUND;
     unlock(s);
     return rc;
 }

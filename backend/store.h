@@ -15,6 +15,13 @@
 #define GMPD_KEY_MAX 64
 #define GMPD_APP_MAX GMP_KEY_APP_MAX
 
+/* Internal keys of the SDF front end (backend/sdf.c), addressed by type
+ * and index, never through the generic KEY operations (keys.c hides
+ * every key with an index). */
+#define GMPD_KEY_KEK 0x101        /* SM4 key-encryption key */
+#define GMPD_KEY_SM2_SIGN 0x102   /* SM2 private scalar, signing pair */
+#define GMPD_KEY_SM2_ENC 0x103    /* SM2 private scalar, encryption pair */
+
 typedef struct gmpd_store gmpd_store;
 
 typedef struct gmpd_tenant {
@@ -35,6 +42,7 @@ typedef struct gmpd_key_attr {
     char label[GMPD_NAME_MAX + 1];
     uint16_t app_len;
     uint8_t app[GMPD_APP_MAX];    /* opaque to the daemon (PKCS#11 attrs) */
+    uint32_t idx;                 /* SDF index of an internal key, or 0 */
 } gmpd_key_attr;
 
 /* Opens (creating) DIR/gmpool.db and DIR/master.key.  On failure returns
@@ -84,5 +92,40 @@ int gmpd_key_delete(gmpd_store *s, uint32_t vcm, uint32_t handle);
 int gmpd_key_list(gmpd_store *s, uint32_t vcm,
                   int (*cb)(const gmpd_key_attr *, void *), void *arg);
 int gmpd_key_purge_session(gmpd_store *s, uint64_t session);
+
+/* SDF internal keys: at most one key of each type at an index of a VCM
+ * (gmpd_key_put with attr->idx set gives GMP_ERR_EXISTS for a second).
+ * The index is bound into the wrapping, like the handle. */
+int gmpd_key_get_idx(gmpd_store *s, uint32_t vcm, uint16_t type,
+                     uint32_t idx, gmpd_key_attr *attr, uint8_t *value,
+                     size_t cap, size_t *len);
+
+/* The password guarding the key pairs at an SDF index: a verifier record
+ * and a failure count, like a tenant's PIN.  set with n 0 removes it. */
+int gmpd_keypin_set(gmpd_store *s, uint32_t vcm, uint32_t idx,
+                    const uint8_t *rec, size_t n);
+int gmpd_keypin_get(gmpd_store *s, uint32_t vcm, uint32_t idx,
+                    gmpd_pin *out);
+int gmpd_keypin_fails(gmpd_store *s, uint32_t vcm, uint32_t idx,
+                      uint32_t fails);
+
+/* SDF files of a VCM: a name of 1..GMPD_FILE_NAME_MAX bytes and a fixed
+ * size given at create, zero-filled.  Create fails with GMP_ERR_EXISTS,
+ * or GMP_ERR_LIMIT when the VCM's files would pass `space` bytes; read
+ * and write with GMP_ERR_NOT_FOUND, GMP_ERR_ARG for an offset past the
+ * end and (write) GMP_ERR_LENGTH for data running past it.  read copies
+ * up to *len bytes and sets *len to the bytes read. */
+#define GMPD_FILE_NAME_MAX 128
+int gmpd_file_create(gmpd_store *s, uint32_t vcm, const uint8_t *name,
+                     size_t name_len, uint32_t size, uint64_t space);
+int gmpd_file_read(gmpd_store *s, uint32_t vcm, const uint8_t *name,
+                   size_t name_len, uint32_t off, uint8_t *buf, size_t *len);
+int gmpd_file_write(gmpd_store *s, uint32_t vcm, const uint8_t *name,
+                    size_t name_len, uint32_t off, const uint8_t *buf,
+                    size_t len);
+int gmpd_file_delete(gmpd_store *s, uint32_t vcm, const uint8_t *name,
+                     size_t name_len);
+/* Bytes of file data the VCM holds. */
+int gmpd_file_used(gmpd_store *s, uint32_t vcm, uint64_t *used);
 
 #endif

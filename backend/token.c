@@ -21,7 +21,8 @@
 #define PIN_REC_VERSION 1
 #define PIN_SALT 16
 #define PIN_DK 32
-#define PIN_REC_LEN (1 + 4 + PIN_SALT + PIN_DK)
+#define PIN_REC_LEN GMPD_PIN_REC_LEN
+_Static_assert(PIN_REC_LEN == 1 + 4 + PIN_SALT + PIN_DK, "PIN record");
 #define PIN_ITER 10000u
 
 /* One verifier at a time: the failure count is read, compared and
@@ -52,9 +53,9 @@ static bool pin_len_ok(size_t len)
     return len >= GMPD_PIN_MIN && len <= GMPD_PIN_MAX;
 }
 
-int gmpd_pin_set(const char *tenant, const uint8_t *pin, size_t len)
+int gmpd_pin_record(const uint8_t *pin, size_t len,
+                    uint8_t rec[GMPD_PIN_REC_LEN])
 {
-    uint8_t rec[PIN_REC_LEN];
     if (!pin_len_ok(len))
         return GMP_ERR_ARG;
     rec[0] = PIN_REC_VERSION;
@@ -65,6 +66,13 @@ int gmpd_pin_set(const char *tenant, const uint8_t *pin, size_t len)
     int rc = gmpc_random(rec + 5, PIN_SALT);
     if (!rc)
         rc = pin_derive(pin, len, rec + 5, PIN_ITER, rec + 5 + PIN_SALT);
+    return rc;
+}
+
+int gmpd_pin_set(const char *tenant, const uint8_t *pin, size_t len)
+{
+    uint8_t rec[PIN_REC_LEN];
+    int rc = gmpd_pin_record(pin, len, rec);
     pthread_mutex_lock(&pin_mu);
     if (!rc)
         rc = gmpd_tenant_pin_set(gmpd->store, tenant, rec, sizeof rec);
@@ -88,20 +96,27 @@ static int pin_compare(const gmpd_pin *p, const uint8_t *pin, size_t len)
 }
 
 /* A wrong length counts as a wrong PIN: it is a guess like any other. */
+int gmpd_pin_check(const gmpd_pin *p, const uint8_t *pin, size_t len,
+                   uint32_t *fails)
+{
+    int rc = p->len == 0                ? GMP_ERR_PIN_UNSET
+             : p->fails >= GMPD_PIN_TRIES ? GMP_ERR_PIN_LOCKED
+             : pin_len_ok(len)            ? pin_compare(p, pin, len)
+                                          : GMP_ERR_PIN;
+    *fails = rc == GMP_OK ? 0 : rc == GMP_ERR_PIN ? p->fails + 1 : p->fails;
+    return rc;
+}
+
 static int pin_verify(const char *tenant, const uint8_t *pin, size_t len)
 {
     gmpd_pin p;
+    uint32_t fails = 0;
     int rc = gmpd_tenant_pin_get(gmpd->store, tenant, &p);
-    if (!rc && p.len == 0)
-        rc = GMP_ERR_PIN_UNSET;
-    else if (!rc && p.fails >= GMPD_PIN_TRIES)
-        rc = GMP_ERR_PIN_LOCKED;
-    else if (!rc)
-        rc = pin_len_ok(len) ? pin_compare(&p, pin, len) : GMP_ERR_PIN;
-    if (rc == GMP_ERR_PIN || (rc == GMP_OK && p.fails))
-        gmpd_tenant_pin_fails(gmpd->store, tenant,
-                              rc == GMP_OK ? 0 : p.fails + 1);
-    if (rc == GMP_ERR_PIN && p.fails + 1 >= GMPD_PIN_TRIES)
+    if (!rc)
+        rc = gmpd_pin_check(&p, pin, len, &fails);
+    if ((rc == GMP_OK || rc == GMP_ERR_PIN) && fails != p.fails)
+        gmpd_tenant_pin_fails(gmpd->store, tenant, fails);
+    if (rc == GMP_ERR_PIN && fails >= GMPD_PIN_TRIES)
         gmpd_log(GMPD_WARN, "tenant %s: user PIN locked after %u wrong "
                  "attempts", tenant, GMPD_PIN_TRIES);
     OPENSSL_cleanse(&p, sizeof p);

@@ -1,11 +1,21 @@
 /* TTSA core (R8-R13).  See ttsa.h for the interface and
  * docs/scheduling.md for how each equation of the paper maps here.
  *
- * Cost: one scheduling decision (an arrival, a completion or a tick) is
- * O(log W) to find the task's slot in the EDF-sorted window, one memmove
- * of the pointers behind it, and a re-plan of at most `horizon` tasks over
- * the V VCMs: O(min(W, horizon) * V).  With the defaults (horizon 256,
- * at most 256 VCMs) that bound holds however large the window W grows. */
+ * Cost of one scheduling decision (an arrival, a completion or a tick),
+ * with W waiting tasks, n = min(W, horizon) of them re-planned, V live
+ * VCMs, H servers, T VCM types:
+ *  - O(log W) to find the task's slot in the EDF window plus one memmove
+ *    of the pointers behind it;
+ *  - the pass: each of the n tasks scans the V live VCMs a bounded number
+ *    of times (twice, four times for a task that misses) and, when none
+ *    meets its deadline inside the band, tries ScaleUp: step 1 and 3 are
+ *    O(T * H); step 2's trials (O(H * m * (V + H)) per type, m VCMs moved)
+ *    run once per type per pass and after each change to the pool, and
+ *    otherwise a cached earliest ready time rules step 2 out in O(T);
+ *  so O(log W + W + n * (V + T * H)) plus one step-2 sweep per VCM the
+ *  pass creates.  Defaults: horizon 256, V <= 256, H <= 64, T <= 4, so a
+ *  decision is bounded however long the window grows.  Measured with
+ *  gmpool-sim (docs/scheduling.md, "Cost per scheduling decision"). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,13 +72,21 @@ struct gmpd_ttsa {
     host h[GMPD_TTSA_MAX_HOSTS + 1];   /* 1-based */
     uint32_t n_host;
     vcm v[GMPD_TTSA_MAX_VCMS + 1];     /* 1-based */
+    uint32_t live[GMPD_TTSA_MAX_VCMS]; /* ids of used VCMs, ascending */
+    uint32_t n_vlive;
     task **win;                        /* EDF-sorted waiting tasks */
     uint32_t n_win;
     task **tab;                        /* id -> task, linear probing */
     uint32_t tab_mask, n_live;
     uint64_t last_acct, next_period;
     task **late;                       /* plan scratch, horizon long */
-    bool up_failed;                    /* ScaleUp found nothing this pass */
+    /* ScaleUp knowledge valid for one pass while the pool is unchanged
+     * (within a pass servers only get busier, so both stay true): */
+    bool up_failed;                    /* no step had room at all */
+    bool s2_known[GMPD_TTSA_MAX_TYPES];
+    uint64_t s2_ready[GMPD_TTSA_MAX_TYPES]; /* earliest a step-2 VCM of
+                                              the type could be ready,
+                                              UINT64_MAX: none */
     gmpd_ttsa_stats st;
     gmpd_ttsa_decision log[GMPD_TTSA_LOG];
     uint32_t log_pos, log_n;
@@ -104,7 +122,11 @@ void gmpd_ttsa_defaults(gmpd_ttsa_params *p)
         .mb_per_mi = 0.1,
         .vcm_create_ns = 1000000000ull,
         .host_boot_ns = 20000000000ull,
-        .period_ns = 1000000000ull,
+        /* t_p: longer than the slowest migration of the default types
+         * (512 MB at 1 Gb/s, 4.1 s), so a period's moves are done before
+         * the next consolidation looks, and long enough that eq. 9
+         * averages over several tasks rather than one start or finish */
+        .period_ns = 10000000000ull,
         .idle_grace_ns = 5000000000ull,
         .horizon = 256,
         .max_window = 32768,
@@ -307,6 +329,12 @@ static void start_task(gmpd_ttsa *s, uint32_t id, task *t, uint64_t now)
 
 /* ---- VCM controller: create, stop, migrate, power ---- */
 
+/* Powered on and booted. */
+static bool host_up(const host *h, uint64_t now)
+{
+    return h->on && h->ready_at <= now;
+}
+
 static bool host_fits(const host *h, const gmpd_ttsa_res *r)
 {
     return h->on && h->used_mips + r->mips <= h->spec.mips + 1e-9 &&
@@ -315,20 +343,61 @@ static bool host_fits(const host *h, const gmpd_ttsa_res *r)
 
 static uint32_t vcm_slot(const gmpd_ttsa *s)
 {
+    if (s->n_vlive >= GMPD_TTSA_MAX_VCMS)
+        return 0;
     for (uint32_t i = 1; i <= GMPD_TTSA_MAX_VCMS; i++)
         if (!s->v[i].used)
             return i;
     return 0;
 }
 
-static uint32_t create_vcm(gmpd_ttsa *s, uint32_t hid, const gmpd_ttsa_res *r,
-                           uint64_t ready_at)
+/* The live list keeps ascending ids so that every scan over it breaks
+ * ties the way a scan over all slots would (lowest id first). */
+static void live_add(gmpd_ttsa *s, uint32_t id)
+{
+    uint32_t j = s->n_vlive;
+    while (j > 0 && s->live[j - 1] > id) {
+        s->live[j] = s->live[j - 1];
+        j--;
+    }
+    s->live[j] = id;
+    s->n_vlive++;
+}
+
+static void live_del(gmpd_ttsa *s, uint32_t id)
+{
+    uint32_t j = 0;
+    while (s->live[j] != id)
+        j++;
+    memmove(&s->live[j], &s->live[j + 1],
+            (s->n_vlive - j - 1) * sizeof *s->live);
+    s->n_vlive--;
+}
+
+/* The pool changed (a VCM or server came or went, a VCM moved): what
+ * ScaleUp learnt earlier in this pass no longer holds. */
+static void pool_changed(gmpd_ttsa *s)
+{
+    s->up_failed = false;
+    memset(s->s2_known, 0, sizeof s->s2_known);
+}
+
+/* A free slot and the driver's consent to a VCM of type r on host hid:
+ * its id, or 0 when either is missing. */
+static uint32_t vcm_begin(gmpd_ttsa *s, uint32_t hid, const gmpd_ttsa_res *r)
 {
     uint32_t id = vcm_slot(s);
-    if (!id || !host_fits(&s->h[hid], r))
+    if (!id)
         return 0;
     if (s->ops.vcm_start && s->ops.vcm_start(s->arg, id, hid, r) != 0)
         return 0;
+    return id;
+}
+
+/* The model's side of a VCM vcm_begin() got consent for. */
+static void vcm_commit(gmpd_ttsa *s, uint32_t id, uint32_t hid,
+                       const gmpd_ttsa_res *r, uint64_t ready_at)
+{
     vcm *v = &s->v[id];
     *v = (vcm){.used = true, .host = hid, .r = *r, .ready_at = ready_at,
                .idle_since = ready_at, .rt = ready_at, .qready = ready_at};
@@ -337,6 +406,18 @@ static uint32_t create_vcm(gmpd_ttsa *s, uint32_t hid, const gmpd_ttsa_res *r,
     h->used_mem += r->mem_mb;
     h->n_vcm++;
     s->st.vcms++;
+    live_add(s, id);
+    pool_changed(s);
+}
+
+static uint32_t create_vcm(gmpd_ttsa *s, uint32_t hid, const gmpd_ttsa_res *r,
+                           uint64_t ready_at)
+{
+    if (!host_fits(&s->h[hid], r))
+        return 0;
+    uint32_t id = vcm_begin(s, hid, r);
+    if (id)
+        vcm_commit(s, id, hid, r, ready_at);
     return id;
 }
 
@@ -348,6 +429,8 @@ static void stop_vcm(gmpd_ttsa *s, uint32_t id, uint64_t now)
     h->used_mem -= v->r.mem_mb;
     h->n_vcm--;
     v->used = false;
+    live_del(s, id);
+    pool_changed(s);
     s->st.vcms--;
     s->st.vcms_stopped++;
     note(s, now, "vcm-stop", 0, id, v->host, 0);
@@ -355,13 +438,19 @@ static void stop_vcm(gmpd_ttsa *s, uint32_t id, uint64_t now)
         s->ops.vcm_stop(s->arg, id);
 }
 
-/* eq. 12: mt(V) = r(V) / n(V) (memory over bandwidth).  Live migration:
- * the VCM keeps serving; its load moves with it. */
-static uint64_t migrate(gmpd_ttsa *s, uint32_t id, uint32_t to, uint64_t now)
+/* eq. 12: mt(V) = r(V) / n(V), memory (MB, so 8 Mb each) over bandwidth. */
+static uint64_t mt_ns(const vcm *v)
+{
+    return (uint64_t)(v->r.mem_mb * 8.0 / v->r.bw_mbps * NS);
+}
+
+/* Live migration: the VCM keeps serving while it moves and its load moves
+ * with it, so its own ready time does not change; mt only delays a VCM
+ * that step 2 creates in the room it leaves (eq. 13). */
+static void migrate(gmpd_ttsa *s, uint32_t id, uint32_t to, uint64_t now)
 {
     vcm *v = &s->v[id];
     host *a = &s->h[v->host], *b = &s->h[to];
-    double mt = v->r.mem_mb * 8.0 / v->r.bw_mbps;
     a->used_mips -= v->r.mips;
     a->used_mem -= v->r.mem_mb;
     a->n_vcm--;
@@ -382,7 +471,7 @@ static uint64_t migrate(gmpd_ttsa *s, uint32_t id, uint32_t to, uint64_t now)
     note(s, now, "migrate", 0, id, v->host, to);
     v->host = to;
     s->st.migrations++;
-    return (uint64_t)(mt * NS);
+    pool_changed(s);
 }
 
 static bool power(gmpd_ttsa *s, uint32_t hid, bool on, uint64_t now)
@@ -393,6 +482,7 @@ static bool power(gmpd_ttsa *s, uint32_t hid, bool on, uint64_t now)
     h->on = on;
     h->ready_at = on ? now + s->p.host_boot_ns : 0;
     h->thr = h->pthr = h->busy_mips = h->parea = h->mean_thr = 0;
+    pool_changed(s);
     if (!on) {
         s->st.hosts_off++;
         s->st.hosts_on--;
@@ -432,12 +522,29 @@ static uint32_t step1_host(const gmpd_ttsa *s, const gmpd_ttsa_res *r)
     return best;
 }
 
-/* Step 2 trial: can moving VCMs (smallest first) off host k onto other
- * active hosts (best fit, band kept) free room for r?  Fills moves[] with
- * (vcm, destination) pairs; returns how many, or -1. */
-static int step2_trial(const gmpd_ttsa *s, uint32_t k, const gmpd_ttsa_res *r,
-                       uint32_t moves[][2])
+/* The smallest VCM on host k not yet moved, idle ones first on ties. */
+static uint32_t step2_pick(const gmpd_ttsa *s, uint32_t k, const bool *moved)
 {
+    uint32_t pick = 0;
+    for (uint32_t j = 0; j < s->n_vlive; j++) {
+        uint32_t i = s->live[j];
+        const vcm *v = &s->v[i], *p = &s->v[pick];
+        if (v->host != k || moved[i])
+            continue;
+        if (!pick || v->r.mips < p->r.mips ||
+            (v->r.mips == p->r.mips && !v->run && p->run))
+            pick = i;
+    }
+    return pick;
+}
+
+/* Step 2 trial: can moving VCMs (smallest first) off host k onto other
+ * booted hosts (best fit, band kept) free room for r?  Fills moves[] with
+ * (vcm, destination) pairs; returns how many, or -1. */
+static int step2_trial(gmpd_ttsa *s, uint32_t k, const gmpd_ttsa_res *r,
+                       uint32_t moves[][2], uint64_t now)
+{
+    s->st.trials++;
     double fm[GMPD_TTSA_MAX_HOSTS + 1], fr[GMPD_TTSA_MAX_HOSTS + 1],
         ft[GMPD_TTSA_MAX_HOSTS + 1];
     for (uint32_t j = 1; j <= s->n_host; j++) {
@@ -448,20 +555,15 @@ static int step2_trial(const gmpd_ttsa *s, uint32_t k, const gmpd_ttsa_res *r,
     bool moved[GMPD_TTSA_MAX_VCMS + 1] = {false};
     int n = 0;
     while (fm[k] + 1e-9 < r->mips || fr[k] + 1e-9 < r->mem_mb) {
-        uint32_t pick = 0;   /* smallest VCM still on k, idle first */
-        for (uint32_t i = 1; i <= GMPD_TTSA_MAX_VCMS; i++)
-            if (s->v[i].used && s->v[i].host == k && !moved[i] &&
-                (!pick || s->v[i].r.mips < s->v[pick].r.mips ||
-                 (s->v[i].r.mips == s->v[pick].r.mips && !s->v[i].run &&
-                  s->v[pick].run)))
-                pick = i;
+        uint32_t pick = step2_pick(s, k, moved);
         if (!pick)
             return -1;
         const vcm *v = &s->v[pick];
         double rate = v->run ? vcm_rate(s, &v->r) : 0;
         uint32_t dst = 0;    /* best fit: least MIPS left after the move */
         for (uint32_t j = 1; j <= s->n_host; j++)
-            if (j != k && s->h[j].on && fm[j] + 1e-9 >= v->r.mips &&
+            if (j != k && host_up(&s->h[j], now) &&
+                fm[j] + 1e-9 >= v->r.mips &&
                 fr[j] + 1e-9 >= v->r.mem_mb && ft[j] >= rate &&
                 (!dst || fm[j] < fm[dst]))
                 dst = j;
@@ -476,30 +578,78 @@ static int step2_trial(const gmpd_ttsa *s, uint32_t k, const gmpd_ttsa_res *r,
     return n;
 }
 
+/* When a step-2 VCM of type r on host k would be ready (eq. 13: the
+ * slowest of the migrations, then ct), or UINT64_MAX when k cannot make
+ * room.  *n gets the number of moves (0: k has room already). */
+static uint64_t step2_ready(gmpd_ttsa *s, uint32_t k,
+                            const gmpd_ttsa_res *r, uint32_t moves[][2],
+                            int *n, uint64_t now)
+{
+    if (!host_up(&s->h[k], now))
+        return UINT64_MAX;
+    *n = step2_trial(s, k, r, moves, now);
+    if (*n <= 0)   /* no room, or room without moving: step 1's case */
+        return UINT64_MAX;
+    uint64_t mt_max = 0;
+    for (int i = 0; i < *n; i++)
+        mt_max = max64(mt_max, mt_ns(&s->v[moves[i][0]]));
+    return now + mt_max + s->p.vcm_create_ns;
+}
+
+/* Is a new VCM of type r ready at `ready` worth making for t: it meets
+ * the deadline, or at least finishes before `beat`? */
+static bool worth(const task *t, const gmpd_ttsa_res *r, uint64_t ready,
+                  uint64_t beat)
+{
+    uint64_t f = new_finish(t, r, ready);
+    return f <= t->d || f < beat;
+}
+
+/* A server still booting with room for another VCM of the smallest
+ * type: new work can wait for it rather than boot one more. */
 static bool host_booting(const gmpd_ttsa *s, uint64_t now)
 {
     for (uint32_t k = 1; k <= s->n_host; k++)
-        if (s->h[k].on && s->h[k].ready_at > now)
+        if (s->h[k].on && s->h[k].ready_at > now &&
+            host_fits(&s->h[k], &s->p.types[0]))
             return true;
     return false;
 }
 
-/* A new VCM for t that meets its deadline, or at least beats `beat` (the
- * earliest finish among existing VCMs) — steps 1, 2 (with migration), 3
- * in that order.  Returns its id or 0. */
-static uint32_t scale_up(gmpd_ttsa *s, const task *t, uint64_t beat,
-                         uint64_t now)
+/* Step 3: power on the first server that is off and make a VCM there,
+ * ready after its boot and ct.  While a booting server still has room,
+ * tasks arriving meanwhile get VCMs there through step 1 instead; once it
+ * is full, a backlog may boot the next one at the same time.  `tid` is
+ * the task it is for (0: none, for the decision log). */
+static uint32_t step3(gmpd_ttsa *s, uint64_t tid, uint64_t now)
 {
-    const uint64_t ct = s->p.vcm_create_ns;
-    bool cand = false;   /* some step had room, only this task's deadline
-                            ruled it out */
-    for (uint32_t ty = 0; ty < s->p.n_types; ty++) {   /* step 1 */
+    if (host_booting(s, now))
+        return 0;
+    for (uint32_t k = 1; k <= s->n_host; k++) {
+        if (s->h[k].on || !power(s, k, true, now))
+            continue;
+        const gmpd_ttsa_res *r = &s->p.types[0];
+        uint32_t id = create_vcm(s, k, r, s->h[k].ready_at + s->p.vcm_create_ns);
+        if (id) {
+            s->st.scale_up[2]++;
+            note(s, now, "scaleup-3", tid, id, k, 0);
+        }
+        return id;
+    }
+    return 0;
+}
+
+static uint32_t step1(gmpd_ttsa *s, const task *t, uint64_t beat,
+                      uint64_t now, bool *room)
+{
+    for (uint32_t ty = 0; ty < s->p.n_types; ty++) {
         const gmpd_ttsa_res *r = &s->p.types[ty];
         uint32_t k = step1_host(s, r);
-        uint64_t ready = k ? max64(now, s->h[k].ready_at) + ct : 0;
-        cand |= k != 0;
-        if (!k || (new_finish(t, r, ready) > t->d &&
-                   new_finish(t, r, ready) >= beat))
+        if (!k)
+            continue;
+        *room = true;
+        uint64_t ready = max64(now, s->h[k].ready_at) + s->p.vcm_create_ns;
+        if (!worth(t, r, ready, beat))
             continue;
         uint32_t id = create_vcm(s, k, r, ready);
         if (id) {
@@ -508,58 +658,98 @@ static uint32_t scale_up(gmpd_ttsa *s, const task *t, uint64_t beat,
             return id;
         }
     }
-    for (uint32_t ty = 0; migrating(s) && ty < s->p.n_types; ty++) {
-        const gmpd_ttsa_res *r = &s->p.types[ty];      /* step 2 */
-        for (uint32_t k = 1; k <= s->n_host; k++) {
-            uint32_t moves[GMPD_TTSA_MAX_VCMS][2];
-            if (!s->h[k].on || s->h[k].ready_at > now)
-                continue;
-            int n = step2_trial(s, k, r, moves);
-            if (n <= 0)
-                continue;
-            cand = true;
-            double mt_max = 0;
-            for (int i = 0; i < n; i++) {
-                const vcm *v = &s->v[moves[i][0]];
-                double mt = v->r.mem_mb * 8.0 / v->r.bw_mbps * NS;
-                mt_max = mt > mt_max ? mt : mt_max;
-            }
-            uint64_t ready = now + (uint64_t)mt_max + ct;   /* eq. 13 */
-            if (new_finish(t, r, ready) > t->d &&
-                new_finish(t, r, ready) >= beat)
-                continue;
-            for (int i = 0; i < n; i++)
-                migrate(s, moves[i][0], moves[i][1], now);
-            uint32_t id = create_vcm(s, k, r, ready);
-            if (id) {
-                s->st.scale_up[1]++;
-                note(s, now, "scaleup-2", t->id, id, k, 0);
-                return id;
-            }
-        }
-    }
-    /* Step 3: power on a server.  One boot at a time: tasks arriving
-     * meanwhile get VCMs on the booting server through step 1. */
-    if (host_booting(s, now)) {
-        s->up_failed = !cand;
-        return 0;
-    }
-    for (uint32_t k = 1; k <= s->n_host; k++) {
-        if (s->h[k].on || !power(s, k, true, now))
-            continue;
-        const gmpd_ttsa_res *r = &s->p.types[0];
-        uint32_t id = create_vcm(s, k, r, s->h[k].ready_at + ct);
-        if (id) {
-            s->st.scale_up[2]++;
-            note(s, now, "scaleup-3", t->id, id, k, 0);
-        }
-        return id;
-    }
-    s->up_failed = !cand;
     return 0;
 }
 
+/* Step 2 for type ty: the first server (by id) where moving VCMs away
+ * frees room for a VCM worth making for t.  Failing that, records the
+ * earliest ready time any server offers, so that the rest of the pass
+ * skips step 2 for the tasks it cannot help (without this, each waiting
+ * task of a backlog re-ran every trial). */
+static uint32_t step2_type(gmpd_ttsa *s, const task *t, unsigned ty,
+                           uint64_t beat, uint64_t now, bool *room)
+{
+    const gmpd_ttsa_res *r = &s->p.types[ty];
+    uint64_t best = UINT64_MAX;
+    for (uint32_t k = 1; k <= s->n_host; k++) {
+        uint32_t moves[GMPD_TTSA_MAX_VCMS][2];
+        int n = 0;
+        uint64_t ready = step2_ready(s, k, r, moves, &n, now);
+        if (ready == UINT64_MAX)
+            continue;
+        *room = true;
+        best = ready < best ? ready : best;
+        if (!worth(t, r, ready, beat))
+            continue;
+        /* slot and consent first: never move VCMs for nothing */
+        uint32_t id = vcm_begin(s, k, r);
+        if (!id)
+            continue;
+        for (int i = 0; i < n; i++)
+            migrate(s, moves[i][0], moves[i][1], now);
+        vcm_commit(s, id, k, r, ready);
+        s->st.scale_up[1]++;
+        note(s, now, "scaleup-2", t->id, id, k, 0);
+        return id;
+    }
+    s->s2_known[ty] = true;
+    s->s2_ready[ty] = best;
+    return 0;
+}
+
+static uint32_t step2(gmpd_ttsa *s, const task *t, uint64_t beat,
+                      uint64_t now, bool *room)
+{
+    if (!migrating(s) || s->n_vlive >= GMPD_TTSA_MAX_VCMS)
+        return 0;
+    for (uint32_t ty = 0; ty < s->p.n_types; ty++) {
+        uint64_t known = s->s2_ready[ty];
+        if (s->s2_known[ty]) {
+            *room |= known != UINT64_MAX;
+            if (known == UINT64_MAX ||
+                !worth(t, &s->p.types[ty], known, beat))
+                continue;
+        }
+        uint32_t id = step2_type(s, t, ty, beat, now, room);
+        if (id)
+            return id;
+    }
+    return 0;
+}
+
+/* A new VCM for t that meets its deadline, or at least beats `beat` (the
+ * earliest finish among existing VCMs) — steps 1, 2 (with migration), 3
+ * in that order.  Returns its id or 0. */
+static uint32_t scale_up(gmpd_ttsa *s, const task *t, uint64_t beat,
+                         uint64_t now)
+{
+    bool room = false;   /* some step had room; only t's deadline and
+                            `beat` ruled it out */
+    uint32_t id = step1(s, t, beat, now, &room);
+    if (!id)
+        id = step2(s, t, beat, now, &room);
+    if (!id)
+        id = step3(s, t->id, now);
+    if (!id && !room)
+        s->up_failed = true;
+    return id;
+}
+
 /* ---- TTSA placement (R10) ---- */
+
+/* A placement pass starts: each VCM's ready time after its running and
+ * bound tasks (eq. 11), the servers' planned throughput from the live
+ * one, and nothing ScaleUp learnt in an earlier pass. */
+static void pass_begin(gmpd_ttsa *s, uint64_t now)
+{
+    for (uint32_t j = 0; j < s->n_vlive; j++) {
+        vcm *v = &s->v[s->live[j]];
+        v->rt = max64(vcm_free_at(v, now), v->qready);
+    }
+    for (uint32_t k = 1; k <= s->n_host; k++)
+        s->h[k].pthr = s->h[k].thr;
+    pool_changed(s);
+}
 
 /* The VCM for t given each VCM's rt: among those that meet the deadline
  * on servers that stay inside the band, the one on the server with the
@@ -573,10 +763,9 @@ static uint32_t choose(const gmpd_ttsa *s, const task *t, uint64_t now,
     uint64_t best_fin = 0;
     *earliest = UINT64_MAX;
     *efin_vcm = 0;
-    for (uint32_t i = 1; i <= GMPD_TTSA_MAX_VCMS; i++) {
+    for (uint32_t j = 0; j < s->n_vlive; j++) {
+        uint32_t i = s->live[j];
         const vcm *v = &s->v[i];
-        if (!v->used)
-            continue;
         uint64_t st = max64(v->rt, t->a);             /* eq. 10 */
         uint64_t fin = st + tct_ns(v, t->len);        /* eq. 2 */
         if (fin < *earliest)
@@ -637,17 +826,12 @@ static void assign(gmpd_ttsa *s, task *t, uint32_t id, uint64_t now)
 static void plan(gmpd_ttsa *s, uint64_t now)
 {
     s->st.plans++;
-    s->up_failed = false;
-    for (uint32_t i = 1; i <= GMPD_TTSA_MAX_VCMS; i++) {
-        vcm *v = &s->v[i];
-        if (!v->used)
-            continue;
-        v->rt = vcm_free_at(v, now);
+    pass_begin(s, now);
+    for (uint32_t j = 0; j < s->n_vlive; j++) {
+        vcm *v = &s->v[s->live[j]];
         v->first = NULL;
         v->planned = v->nq;   /* bound tasks stay counted */
     }
-    for (uint32_t k = 1; k <= s->n_host; k++)
-        s->h[k].pthr = s->h[k].thr;
     uint32_t n = s->n_win < s->p.horizon ? s->n_win : s->p.horizon;
     uint32_t n_late = 0;
     for (uint32_t i = 0; i < n; i++) {
@@ -663,17 +847,17 @@ static void plan(gmpd_ttsa *s, uint64_t now)
         }
         assign(s, t, id, now);
     }
-    for (uint32_t i = 0; i < n_late; i++) {
-        uint64_t early;
-        uint32_t evcm;
-        choose(s, s->late[i], now, false, &early, &evcm);
-        assign(s, s->late[i], evcm, now);
-    }
+    /* Decide again for the late ones, in EDF order: each now sees the
+     * VCMs' ready times with the late tasks ahead of it, so ScaleUp is
+     * judged against where the task would really finish. */
+    for (uint32_t i = 0; i < n_late; i++)
+        assign(s, s->late[i], decide(s, s->late[i], now), now);
     s->st.planned += n;
     /* Step 6: dispatch each idle VCM's first planned task. */
-    for (uint32_t i = 1; i <= GMPD_TTSA_MAX_VCMS; i++) {
+    for (uint32_t j = 0; j < s->n_vlive; j++) {
+        uint32_t i = s->live[j];
         vcm *v = &s->v[i];
-        if (!v->used || v->run || !v->first || v->first->st > now)
+        if (v->run || !v->first || v->first->st > now)
             continue;
         task *t = v->first;
         uint32_t w = 0;   /* unlink from the window (keeps EDF order) */
@@ -721,16 +905,23 @@ static void queue_start(gmpd_ttsa *s, uint32_t id, uint64_t now)
     start_task(s, id, t, now);
 }
 
+/* qready from scratch: the running task's end, then the queue (eq. 10,
+ * 11).  A task that ended early or left the queue frees the VCM sooner
+ * than the projection made when the tasks were bound. */
+static void requeue(gmpd_ttsa *s, uint32_t id, uint64_t now)
+{
+    vcm *v = &s->v[id];
+    uint64_t rt = vcm_free_at(v, now);
+    for (task *q = v->qhead; q; q = q->next) {
+        q->st = max64(rt, q->a);
+        rt = q->st + tct_ns(v, q->len);
+    }
+    v->qready = rt;
+}
+
 static uint32_t bind(gmpd_ttsa *s, task *t, uint64_t now)
 {
-    for (uint32_t i = 1; i <= GMPD_TTSA_MAX_VCMS; i++) {
-        vcm *v = &s->v[i];
-        if (v->used)
-            v->rt = max64(vcm_free_at(v, now), v->qready);
-    }
-    for (uint32_t k = 1; k <= s->n_host; k++)
-        s->h[k].pthr = s->h[k].thr;
-    s->up_failed = false;
+    pass_begin(s, now);
     uint32_t id = decide(s, t, now);
     if (!id)
         return 0;
@@ -818,13 +1009,38 @@ static void unqueue(vcm *v, task *t)
     v->nq--;
 }
 
-int gmpd_ttsa_finish(gmpd_ttsa *s, uint64_t id, uint64_t now)
+static void count_end(gmpd_ttsa *s, const task *t, bool done, uint64_t now)
+{
+    if (!done) {
+        s->st.dropped++;
+        return;
+    }
+    s->st.finished++;
+    s->st.sum_ct_s += (double)(now - t->a) / NS;
+    if (now > t->d)
+        s->st.missed++;
+}
+
+static void win_remove(gmpd_ttsa *s, const task *t)
+{
+    for (uint32_t w = 0; w < s->n_win; w++)
+        if (s->win[w] == t) {
+            memmove(&s->win[w], &s->win[w + 1],
+                    (s->n_win - w - 1) * sizeof *s->win);
+            s->n_win--;
+            return;
+        }
+}
+
+/* t leaves the model: completed (done) or dropped. */
+static int task_end(gmpd_ttsa *s, uint64_t id, bool done, uint64_t now)
 {
     task *t = s ? tab_get(s, id) : NULL;
     if (!t)
         return -1;
     account(s, now);
     vcm *v = t->vcm ? &s->v[t->vcm] : NULL;
+    bool waiting = false;
     if (t->running && v && v->run == t) {
         host *h = &s->h[v->host];
         h->thr -= vcm_rate(s, &v->r);
@@ -833,36 +1049,94 @@ int gmpd_ttsa_finish(gmpd_ttsa *s, uint64_t id, uint64_t now)
             h->thr = h->busy_mips = 0;
         v->run = NULL;
         v->idle_since = now;
-        s->st.finished++;
-        s->st.sum_ct_s += (double)(now - t->a) / NS;
-        if (now > t->d)
-            s->st.missed++;
+        count_end(s, t, done, now);
     } else if (t->bound && v) {
         /* the daemon's tasks share a node, so they may end before the
          * model started them: still a completion */
         unqueue(v, t);
-        s->st.finished++;
-        s->st.sum_ct_s += (double)(now - t->a) / NS;
-        if (now > t->d)
-            s->st.missed++;
+        count_end(s, t, done, now);
     } else {
-        for (uint32_t w = 0; w < s->n_win; w++)
-            if (s->win[w] == t) {
-                memmove(&s->win[w], &s->win[w + 1],
-                        (s->n_win - w - 1) * sizeof *s->win);
-                s->n_win--;
-                break;
-            }
-        s->st.dropped++;
+        win_remove(s, t);   /* never started: dropped either way */
+        count_end(s, t, false, now);
+        waiting = true;
     }
     uint32_t vid = t->vcm;
     tab_del(s, t);
     free(t);
-    if (rolling(s) || s->n_win)
+    /* re-plan whenever the window changed: the plan may still point at t */
+    if (rolling(s) || s->n_win || waiting)
         plan(s, now);
-    if (vid && s->v[vid].used)
+    if (vid && s->v[vid].used) {
         queue_start(s, vid, now);
+        requeue(s, vid, now);
+    }
     return 0;
+}
+
+int gmpd_ttsa_finish(gmpd_ttsa *s, uint64_t id, uint64_t now)
+{
+    return task_end(s, id, true, now);
+}
+
+int gmpd_ttsa_drop(gmpd_ttsa *s, uint64_t id, uint64_t now)
+{
+    return task_end(s, id, false, now);
+}
+
+/* ---- ScaleUp for a server above the band (R11) ---- */
+
+/* A booted server other than `from` with room for a VCM of type r that
+ * stays inside the band with it busy: the one closest to the band's top
+ * (as step 1 chooses), or 0. */
+static uint32_t band_room(const gmpd_ttsa *s, const gmpd_ttsa_res *r,
+                          uint32_t from, uint64_t now)
+{
+    uint32_t best = 0;
+    for (uint32_t k = 1; k <= s->n_host; k++) {
+        const host *h = &s->h[k];
+        if (k == from || !host_up(h, now) || !host_fits(h, r) ||
+            h->thr + vcm_rate(s, r) > s->p.band_hi * h->spec.bw_mbps + 1e-9)
+            continue;
+        if (!best || h->thr > s->h[best].thr)
+            best = k;
+    }
+    return best;
+}
+
+/* Host k ran above the band's top over the last period and still does.
+ * Move busy VCMs off it (live migration) to servers that stay inside the
+ * band until it is back under the top; when that is not possible (no
+ * migration, or nowhere to go) and no server has room inside the band
+ * for new work, ScaleUp step 3 powers one on. */
+static void relieve(gmpd_ttsa *s, uint32_t k, uint64_t now)
+{
+    host *h = &s->h[k];
+    double top = s->p.band_hi * h->spec.bw_mbps;
+    double load = h->mean_thr < h->thr ? h->mean_thr : h->thr;
+    for (uint32_t j = 0; migrating(s) && load > top + 1e-9 &&
+                         j < s->n_vlive; j++) {
+        uint32_t i = s->live[j];
+        const vcm *v = &s->v[i];
+        if (v->host != k || !v->run)
+            continue;
+        uint32_t to = band_room(s, &v->r, k, now);
+        if (!to)
+            break;
+        migrate(s, i, to, now);
+        load -= vcm_rate(s, &v->r);
+    }
+    if (load > top + 1e-9 && !band_room(s, &s->p.types[0], k, now))
+        step3(s, 0, now);
+}
+
+static void relieve_all(gmpd_ttsa *s, uint64_t now)
+{
+    for (uint32_t k = 1; k <= s->n_host; k++) {
+        const host *h = &s->h[k];
+        if (host_up(h, now) &&
+            h->mean_thr > s->p.band_hi * h->spec.bw_mbps + 1e-9)
+            relieve(s, k, now);
+    }
 }
 
 /* ---- ScaleDown (R12) ---- */
@@ -874,9 +1148,11 @@ static bool vcm_idle(const gmpd_ttsa *s, const vcm *v, uint64_t now)
 }
 
 /* All of host src's VCMs onto other hosts (ascending order of ids in
- * `dst`, i.e. descending throughput), or none. */
+ * `dst`, i.e. descending throughput), or none.  load[] is each server's
+ * throughput of the last period plus what this ScaleDown pass already
+ * moved onto it, so a pass never fills a destination above the band. */
 static bool consolidate(gmpd_ttsa *s, uint32_t src, const uint32_t *dst,
-                        uint32_t n_dst, uint64_t now)
+                        uint32_t n_dst, double *load, uint64_t now)
 {
     double fm[GMPD_TTSA_MAX_HOSTS + 1], fr[GMPD_TTSA_MAX_HOSTS + 1],
         ft[GMPD_TTSA_MAX_HOSTS + 1];
@@ -885,19 +1161,20 @@ static bool consolidate(gmpd_ttsa *s, uint32_t src, const uint32_t *dst,
     for (uint32_t j = 1; j <= s->n_host; j++) {
         fm[j] = s->h[j].spec.mips - s->h[j].used_mips;
         fr[j] = s->h[j].spec.mem_mb - s->h[j].used_mem;
-        ft[j] = s->p.band_hi * s->h[j].spec.bw_mbps - s->h[j].mean_thr;
+        ft[j] = s->p.band_hi * s->h[j].spec.bw_mbps - load[j];
     }
-    for (uint32_t i = 1; i <= GMPD_TTSA_MAX_VCMS; i++) {
+    for (uint32_t j = 0; j < s->n_vlive; j++) {
+        uint32_t i = s->live[j];
         const vcm *v = &s->v[i];
-        if (!v->used || v->host != src)
+        if (v->host != src)
             continue;
         double rate = v->run ? vcm_rate(s, &v->r) : 0;
         uint32_t to = 0;
-        for (uint32_t j = 0; j < n_dst && !to; j++) {
-            uint32_t k = dst[j];
-            if (k != src && s->h[k].on && s->h[k].ready_at <= now &&
+        for (uint32_t d = 0; d < n_dst && !to; d++) {
+            uint32_t k = dst[d];
+            if (k != src && host_up(&s->h[k], now) &&
                 fm[k] + 1e-9 >= v->r.mips && fr[k] + 1e-9 >= v->r.mem_mb &&
-                ft[k] >= rate)
+                ft[k] + 1e-9 >= rate)
                 to = k;
         }
         if (!to)
@@ -906,8 +1183,11 @@ static bool consolidate(gmpd_ttsa *s, uint32_t src, const uint32_t *dst,
         moves[n][0] = i, moves[n][1] = to;
         n++;
     }
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
+        const vcm *v = &s->v[moves[i][0]];
+        load[moves[i][1]] += v->run ? vcm_rate(s, &v->r) : 0;
         migrate(s, moves[i][0], moves[i][1], now);
+    }
     s->st.consolidations++;
     note(s, now, "consolidate", 0, 0, src, 0);
     return power(s, src, false, now);
@@ -929,10 +1209,12 @@ static void scale_down(gmpd_ttsa *s, uint64_t now)
         if (!h->on || h->ready_at > now ||
             h->mean_thr >= s->p.band_lo * h->spec.bw_mbps)
             continue;
-        for (uint32_t i = 1; i <= GMPD_TTSA_MAX_VCMS; i++)
+        for (uint32_t j = s->n_vlive; j-- > 0;) {   /* stop_vcm shrinks it */
+            uint32_t i = s->live[j];
             if (s->v[i].host == k && vcm_idle(s, &s->v[i], now) &&
                 s->st.vcms > s->p.min_vcms)
                 stop_vcm(s, i, now);
+        }
         if (h->n_vcm == 0 && hosts_on(s) > 1)
             power(s, k, false, now);
     }
@@ -951,13 +1233,16 @@ static void scale_down(gmpd_ttsa *s, uint64_t now)
             order[j - 1] = x;
         }
     uint32_t dh[GMPD_TTSA_MAX_HOSTS];
+    double load[GMPD_TTSA_MAX_HOSTS + 1];
     for (uint32_t i = 0; i < n; i++)
         dh[i] = order[n - 1 - i];
+    for (uint32_t k = 1; k <= s->n_host; k++)
+        load[k] = s->h[k].mean_thr;
     for (uint32_t i = 0; i < n && hosts_on(s) > 1; i++) {
         host *h = &s->h[order[i]];
-        if (!h->on || h->mean_thr >= s->p.band_lo * h->spec.bw_mbps)
+        if (!h->on || load[order[i]] >= s->p.band_lo * h->spec.bw_mbps)
             continue;
-        consolidate(s, order[i], dh, n, now);
+        consolidate(s, order[i], dh, n, load, now);
     }
 }
 
@@ -973,13 +1258,13 @@ void gmpd_ttsa_tick(gmpd_ttsa *s, uint64_t now)
             s->h[k].parea = 0;
         }
         s->next_period = now + s->p.period_ns;
+        relieve_all(s, now);
         scale_down(s, now);
     }
     if (rolling(s) || s->n_win)
         plan(s, now);
-    for (uint32_t i = 1; i <= GMPD_TTSA_MAX_VCMS; i++)
-        if (s->v[i].used)
-            queue_start(s, i, now);
+    for (uint32_t j = 0; j < s->n_vlive; j++)
+        queue_start(s, s->live[j], now);
 }
 
 uint64_t gmpd_ttsa_next_tick(const gmpd_ttsa *s)
@@ -987,9 +1272,9 @@ uint64_t gmpd_ttsa_next_tick(const gmpd_ttsa *s)
     if (!s)
         return UINT64_MAX;
     uint64_t t = s->next_period;
-    for (uint32_t i = 1; i <= GMPD_TTSA_MAX_VCMS; i++) {
-        const vcm *v = &s->v[i];
-        if (v->used && v->ready_at > s->last_acct && v->ready_at < t &&
+    for (uint32_t j = 0; j < s->n_vlive; j++) {
+        const vcm *v = &s->v[s->live[j]];
+        if (v->ready_at > s->last_acct && v->ready_at < t &&
             (v->qhead || s->n_win))
             t = v->ready_at;
     }

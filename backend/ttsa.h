@@ -49,9 +49,12 @@ typedef struct gmpd_ttsa_params {
 
 /* The VCM controller's hands.  Any member may be NULL.  A non-zero return
  * from host_power or vcm_start makes that step fail (the core then tries
- * the next one).  task_start tells the driver that a task begins on a VCM
- * now and when the model expects it to end (the simulator schedules its
- * completion there; the daemon ignores it). */
+ * the next one).  In ScaleUp step 2, vcm_start is asked before the
+ * vcm_migrate calls that make room for the new VCM (nothing moves unless
+ * it is accepted); the model counts the VCM ready once those migrations
+ * and ct(V) are done.  task_start tells the driver that a task begins on a
+ * VCM now and when the model expects it to end (the simulator schedules
+ * its completion there; the daemon ignores it). */
 typedef struct gmpd_ttsa_ops {
     int (*host_power)(void *arg, uint32_t host, bool on);
     int (*vcm_start)(void *arg, uint32_t vcm, uint32_t host,
@@ -96,6 +99,10 @@ int gmpd_ttsa_place(gmpd_ttsa *s, uint64_t id, double len_mi,
 /* t_i finished (f_i = now) or was dropped.  Frees its VCM; rolling
  * variants re-schedule.  0, or -1 when the id is unknown. */
 int gmpd_ttsa_finish(gmpd_ttsa *s, uint64_t id, uint64_t now);
+/* t_i leaves the model without completing (the driver refused or lost
+ * it): counted as dropped, never as finished or missed.  Frees its VCM
+ * like gmpd_ttsa_finish.  0, or -1 when the id is unknown. */
+int gmpd_ttsa_drop(gmpd_ttsa *s, uint64_t id, uint64_t now);
 /* Periodic work: VCMs that became ready start tasks; every period_ns the
  * band check and ScaleDown run. */
 void gmpd_ttsa_tick(gmpd_ttsa *s, uint64_t now);
@@ -114,6 +121,7 @@ typedef struct gmpd_ttsa_stats {
     uint64_t scale_up[3];     /* ScaleUp successes by step 1..3 */
     uint64_t vcms_stopped, hosts_off, migrations, consolidations;
     uint64_t plans, planned;  /* re-schedules, tasks examined by them */
+    uint64_t trials;          /* ScaleUp step-2 trials run (their cost) */
     uint32_t hosts_on, vcms, window;
 } gmpd_ttsa_stats;
 
@@ -129,7 +137,8 @@ typedef struct gmpd_ttsa_vcm_info {
     uint32_t id, host;
     double mips, mem_mb, bw_mbps;
     bool busy;
-    uint64_t ready_ns;        /* creation / boot / migration done */
+    uint64_t ready_ns;        /* creation (and its server's boot) done;
+                                 live migration does not delay it */
     uint32_t queued;          /* tasks bound (queue) or planned (window) */
 } gmpd_ttsa_vcm_info;
 

@@ -180,6 +180,11 @@ GMP_API void gmp_client_close(gmp_client *c)
     free(c);
 }
 
+csess *gmp_client_sess(gmp_client *c)
+{
+    return c && c->s && c->gen == rt_generation() ? c->s : NULL;
+}
+
 /* ---- control requests ---- */
 
 int gmp_ctrl(gmp_client *c, uint8_t type, const void *payload, size_t len,

@@ -35,13 +35,18 @@ int gmp_fail(int status, const char *fmt, ...)
 int gmp_ctrl(gmp_client *c, uint8_t type, const void *payload, size_t len,
              uint8_t **reply, size_t *reply_len);
 
+/* The client's session of this process generation, or NULL. */
+csess *gmp_client_sess(gmp_client *c);
+
 /* ---- ops: the only way application threads touch the loop ---- */
 typedef enum op_kind {
     OP_CTRL,        /* send one control frame, wait for its reply */
     OP_OPEN,        /* open a task */
     OP_KICK,        /* task has new shards queued */
     OP_TASK_FREE,   /* abort if needed, unlink */
-    OP_CLOSE        /* close the session's connections */
+    OP_CLOSE,       /* close the session's connections */
+    OP_RELOGIN      /* the loop's own: repeat the user PIN login on a new
+                       daemon session */
 } op_kind;
 
 struct op {
@@ -89,7 +94,7 @@ typedef struct csess_cfg {
 } csess_cfg;
 
 csess *csess_new(rt *r, const csess_cfg *cfg);
-/* After OP_CLOSE has completed. */
+/* After OP_CLOSE (or in a forked child, which only frees). */
 void csess_free(csess *s);
 /* loop thread only: */
 void csess_handle_op(op *o);
@@ -118,6 +123,12 @@ void csess_route_add(csess *s, uint64_t id, struct gmp_task *t, op *ctrl);
 void csess_route_del(csess *s, uint64_t id);
 uint64_t csess_new_id(csess *s);
 void csess_outstanding(csess *s, int delta);
+/* Any thread: after a successful login the PIN is kept (cleansed on
+ * logout, a failed repeat, close) so that the login survives a daemon
+ * restart: the next session logs in again before any other request.
+ * len 0 forgets it. */
+void csess_remember_pin(csess *s, const void *pin, size_t len);
+bool csess_logged_in(csess *s);
 
 /* task.c, loop thread only */
 void task_on_open(struct gmp_task *t, op *o);

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "internal.h"
 
 struct rt {
@@ -199,6 +201,9 @@ void op_free(op *o)
 {
     if (!o)
         return;
+    /* payloads may carry a PIN or key bytes */
+    if (o->payload)
+        OPENSSL_cleanse(o->payload, o->payload_len);
     free(o->payload);
     free(o->reply);
     pthread_mutex_destroy(&o->mu);

@@ -4,6 +4,7 @@
  * connection fails every outstanding request with a clear error and the
  * next request reconnects: nothing waits forever. */
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +42,9 @@ typedef struct route {
     op *ctrl;
 } route;
 
-typedef enum s_state { S_DOWN, S_CONNECTING, S_READY } s_state;
+/* S_LOGIN: authenticated, repeating the user's login before anything
+ * else is sent. */
+typedef enum s_state { S_DOWN, S_CONNECTING, S_LOGIN, S_READY } s_state;
 
 struct csess {
     rt *rt;
@@ -60,6 +63,10 @@ struct csess {
     int outstanding;
     uint64_t last_rx, connect_start;
     op *close_op;
+    pthread_mutex_t pin_mu;  /* pin, pin_len (set by application threads) */
+    uint8_t pin[GMP_PIN_MAX];
+    size_t pin_len;
+    atomic_bool logged_in;
     gmp_task **pumps;        /* tasks to pump after this read */
     size_t n_pumps, cap_pumps;
 };
@@ -75,15 +82,36 @@ csess *csess_new(rt *r, const csess_cfg *cfg)
         return NULL;
     s->rt = r;
     s->cfg = *cfg;
+    pthread_mutex_init(&s->pin_mu, NULL);
     gmpc_nonce(&s->next_id, sizeof s->next_id);
     s->next_id = (s->next_id >> 2) | 1;
     return s;
 }
 
+void csess_remember_pin(csess *s, const void *pin, size_t len)
+{
+    pthread_mutex_lock(&s->pin_mu);
+    OPENSSL_cleanse(s->pin, sizeof s->pin);
+    s->pin_len = len <= sizeof s->pin ? len : 0;
+    if (s->pin_len)
+        memcpy(s->pin, pin, s->pin_len);
+    atomic_store(&s->logged_in, s->pin_len > 0);
+    pthread_mutex_unlock(&s->pin_mu);
+}
+
 void csess_free(csess *s)
 {
+    if (!s)
+        return;
+    OPENSSL_cleanse(s->pin, sizeof s->pin);
+    pthread_mutex_destroy(&s->pin_mu);
     free(s->pumps);
     free(s);
+}
+
+bool csess_logged_in(csess *s)
+{
+    return atomic_load(&s->logged_in);
 }
 
 uint64_t csess_new_id(csess *s)
@@ -453,6 +481,52 @@ static void on_challenge(cconn *c, const gmpc_hdr *h, const uint8_t *p)
         fail_all(s, GMP_ERR_CONN, "cannot send to %s", s->cfg.server);
 }
 
+static void send_ctrl(csess *s, op *o);
+
+/* A new daemon session (the daemon restarted) knows no login: repeat it
+ * before the waiting requests go out.  False when there is none to make. */
+static bool relogin_start(csess *s)
+{
+    uint8_t req[2 + 4 + GMP_PIN_MAX];
+    gmpc_wbuf w = {req, sizeof req, 0, false};
+    pthread_mutex_lock(&s->pin_mu);
+    if (s->pin_len) {
+        gmpc_w_u8(&w, GMPC_TOKEN_LOGIN);
+        gmpc_w_blob(&w, s->pin, s->pin_len);
+    }
+    pthread_mutex_unlock(&s->pin_mu);
+    op *o = w.len ? op_new(OP_RELOGIN, s) : NULL;
+    if (o && !(o->payload = malloc(w.len))) {
+        op_free(o);
+        o = NULL;
+    }
+    if (!o) {
+        OPENSSL_cleanse(req, sizeof req);
+        return false;
+    }
+    memcpy(o->payload, req, w.len);
+    OPENSSL_cleanse(req, sizeof req);
+    o->payload_len = w.len;
+    o->hdr.type = GMPC_T_KEY;
+    o->wait = false;
+    s->st = S_LOGIN;
+    send_ctrl(s, o);
+    return true;
+}
+
+/* The PIN changed or locked meanwhile: the client is logged out. */
+static void relogin_done(csess *s, op *o, int status)
+{
+    if (status != GMP_OK)
+        csess_remember_pin(s, NULL, 0);
+    OPENSSL_cleanse(o->payload, o->payload_len);
+    op_free(o);
+    if (s->st == S_LOGIN) {
+        s->st = S_READY;
+        flush_waiting(s);
+    }
+}
+
 static void on_auth_ok(cconn *c, const gmpc_hdr *h, const uint8_t *p)
 {
     csess *s = c->s;
@@ -474,7 +548,8 @@ static void on_auth_ok(cconn *c, const gmpc_hdr *h, const uint8_t *p)
     s->st = S_READY;
     for (unsigned i = 1; i < s->cfg.n_conns; i++)
         conn_start(s, (int)i);
-    flush_waiting(s);
+    if (!relogin_start(s))
+        flush_waiting(s);
 }
 
 static void on_frame(cconn *c, const gmpc_hdr *h, const uint8_t *p)
@@ -504,6 +579,10 @@ static void on_frame(cconn *c, const gmpc_hdr *h, const uint8_t *p)
     op *o = r->ctrl;
     csess_route_del(s, h->task_id);
     csess_outstanding(s, -1);
+    if (o->kind == OP_RELOGIN) {
+        relogin_done(s, o, h->type == GMPC_T_ERROR ? GMP_ERR_PIN : GMP_OK);
+        return;
+    }
     o->reply_hdr = *h;
     if (h->len && (o->reply = malloc(h->len)))
         memcpy(o->reply, p, h->len);
@@ -622,7 +701,8 @@ static void on_tick(uv_timer_t *t)
     if (s->st == S_CONNECTING && now - s->connect_start > limit)
         fail_all(s, GMP_ERR_TIMEOUT, "no answer from %s within %u ms",
                  s->cfg.server, s->cfg.timeout_ms);
-    else if (s->st == S_READY && s->outstanding > 0 && now - s->last_rx > limit)
+    else if ((s->st == S_READY || s->st == S_LOGIN) && s->outstanding > 0 &&
+             now - s->last_rx > limit)
         fail_all(s, GMP_ERR_TIMEOUT, "%s stopped answering for %u ms",
                  s->cfg.server, s->cfg.timeout_ms);
 }

@@ -66,19 +66,36 @@ static int pin_request(gmp_client *c, uint8_t code, const void *p1, size_t n1,
 
 GMP_API int gmp_login(gmp_client *c, const void *pin, size_t len)
 {
-    return pin_request(c, GMPC_TOKEN_LOGIN, pin, len, NULL, 0);
+    int rc = pin_request(c, GMPC_TOKEN_LOGIN, pin, len, NULL, 0);
+    csess *s = gmp_client_sess(c);
+    if (rc == GMP_OK && s)
+        csess_remember_pin(s, pin, len);
+    return rc;
 }
 
 GMP_API int gmp_logout(gmp_client *c)
 {
+    csess *s = gmp_client_sess(c);
+    if (s)
+        csess_remember_pin(s, NULL, 0);
     return pin_request(c, GMPC_TOKEN_LOGOUT, NULL, 0, NULL, 0);
+}
+
+GMP_API int gmp_logged_in(gmp_client *c)
+{
+    csess *s = gmp_client_sess(c);
+    return s && csess_logged_in(s);
 }
 
 GMP_API int gmp_set_pin(gmp_client *c, const void *old_pin, size_t old_len,
                         const void *new_pin, size_t new_len)
 {
-    return pin_request(c, GMPC_TOKEN_SET_PIN, old_pin, old_len, new_pin,
-                       new_len);
+    int rc = pin_request(c, GMPC_TOKEN_SET_PIN, old_pin, old_len, new_pin,
+                         new_len);
+    csess *s = gmp_client_sess(c);
+    if (rc == GMP_OK && s && csess_logged_in(s))
+        csess_remember_pin(s, new_pin, new_len);
+    return rc;
 }
 
 GMP_API int gmp_key_list(gmp_client *c, uint32_t after, uint32_t *handles,

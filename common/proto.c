@@ -552,6 +552,7 @@ const char *gmp_strerror(int status)
         [GMP_ERR_PIN_LOCKED] = "PIN locked after too many wrong attempts",
         [GMP_ERR_PIN_UNSET] = "no user PIN set for this tenant",
         [GMP_ERR_LOGIN] = "not logged in",
+        [GMP_ERR_VERIFY] = "signature or ciphertext check failed",
     };
     if (status < 0 || status >= GMP_ERR_MAX_ || !msgs[status])
         return "unknown error";

@@ -182,8 +182,43 @@ typedef enum gmpc_key_op {
                                tries u32, vcm u32, tenant blob */
     GMPC_TOKEN_LOGIN = 17,  /* pin blob */
     GMPC_TOKEN_LOGOUT = 18,
-    GMPC_TOKEN_SET_PIN = 19 /* old pin blob, new pin blob */
+    GMPC_TOKEN_SET_PIN = 19, /* old pin blob, new pin blob */
+    /* 32..63: the SDF front end (backend/sdf.c).  pt = x (32), y (32);
+     * [pub] = index u32, usage u8, and pt when index is 0 (an external
+     * key; else the internal key of that usage at index); [ct] = SM2
+     * ciphertext: C1 pt, C3 (32), C2 blob.  Session keys are SM4. */
+    GMPC_SDF_INFO = 32,     /* -> file space u32, used u32, index max u32 */
+    GMPC_SDF_UNLOCK = 33,   /* index u32, password blob */
+    GMPC_SDF_LOCK = 34,     /* index u32 */
+    GMPC_SM2_GENERATE = 35, /* -> d (32), pt */
+    GMPC_SM2_PUBLIC = 36,   /* usage u8, index u32 -> pt */
+    GMPC_SM2_SIGN = 37,     /* index u32, e (32) -> r (32), s (32) */
+    GMPC_SM2_VERIFY = 38,   /* [pub], e, r, s (32 each) */
+    GMPC_SM2_ENCRYPT = 39,  /* [pub], data blob -> [ct] */
+    GMPC_SM2_DECRYPT = 40,  /* index u32, [ct] -> data blob */
+    GMPC_SM2_Z = 41,        /* pt, id blob -> z (32) */
+    GMPC_KEK_WRAP_NEW = 42, /* kek index u32, alg u16 -> wrapped blob,
+                               handle u32 */
+    GMPC_KEK_UNWRAP = 43,   /* kek index u32, alg u16, wrapped blob ->
+                               handle u32 */
+    GMPC_SM2_WRAP_NEW = 44, /* [pub] -> [ct], handle u32 */
+    GMPC_SM2_UNWRAP = 45,   /* index u32, [ct] -> handle u32 */
+    GMPC_SM2_REWRAP = 46,   /* index u32, to pt, [ct] -> [ct] */
+    GMPC_AGREE_START = 47,  /* index u32, id blob -> agreement u64, pub pt,
+                               tmp pt */
+    GMPC_AGREE_FINISH = 48, /* agreement u64, peer id blob, peer pub pt,
+                               peer tmp pt -> handle u32 */
+    GMPC_AGREE_RESPOND = 49, /* index u32, id blob, peer id blob, peer pub
+                                pt, peer tmp pt -> pub pt, tmp pt, handle */
+    GMPC_FILE_CREATE = 50,  /* name blob, size u32 */
+    GMPC_FILE_READ = 51,    /* name blob, offset u32, len u32 -> data blob */
+    GMPC_FILE_WRITE = 52,   /* name blob, offset u32, end u32, data blob */
+    GMPC_FILE_DELETE = 53   /* name blob */
 } gmpc_key_op;
+
+#define GMPC_SDF_FIRST 32u
+#define GMPC_SDF_LAST 63u
+#define GMPC_FILE_CHUNK 4096u   /* data bytes per FILE_READ/FILE_WRITE */
 
 #define GMPC_TOKF_PIN_SET 0x1u
 #define GMPC_TOKF_PIN_LOCKED 0x2u

@@ -56,6 +56,7 @@ typedef enum gmp_status {
     GMP_ERR_PIN_LOCKED = 28,  /* too many wrong PINs; the operator resets it */
     GMP_ERR_PIN_UNSET = 29,   /* the tenant has no user PIN yet */
     GMP_ERR_LOGIN = 30,       /* needs a logged-in session (private keys) */
+    GMP_ERR_VERIFY = 31,      /* signature invalid, or ciphertext fails its check */
     GMP_ERR_MAX_
 } gmp_status;
 
@@ -253,10 +254,154 @@ typedef struct gmp_token_info {
 } gmp_token_info;
 
 GMP_API int gmp_token_get_info(gmp_client *c, gmp_token_info *info);
+/* The client keeps the PIN of a successful login (wiped at logout and
+ * close) and repeats the login when it reconnects to a restarted daemon;
+ * if that fails (PIN changed or locked) the client is logged out. */
 GMP_API int gmp_login(gmp_client *c, const void *pin, size_t len);
 GMP_API int gmp_logout(gmp_client *c);
+/* 1 while logged in (no round trip), else 0. */
+GMP_API int gmp_logged_in(gmp_client *c);
 GMP_API int gmp_set_pin(gmp_client *c, const void *old_pin, size_t old_len,
                         const void *new_pin, size_t new_len);
+
+/* ---- SM2 and the SDF (GM/T 0018) keystore ----
+ * Each VCM keeps internal keys by index (gmpoolctl sdf ...): KEKs, and at
+ * a key-pair index an SM2 signing and an SM2 encryption key pair guarded
+ * by one password.  Private keys and KEKs never leave the pool: a client
+ * unlocks an index with its password (GMP_ERR_LOGIN until then;
+ * GMP_SDF_TRIES wrong passwords in a row lock it) and the daemon signs,
+ * decrypts and agrees keys with them.  Session keys made here are SM4 keys
+ * in the keystore, owned by the client's session: use them by handle with
+ * gmp_cipher_open, remove them with gmp_key_destroy.  SM2 is computed by
+ * libcrypto in the daemon. */
+#define GMP_SM2_LEN 32u
+#define GMP_SM2_MAX_PLAIN 1024u /* bytes one SM2 encryption takes */
+#define GMP_SM2_MAX_ID 1024u    /* signer / agreement IDs */
+#define GMP_SDF_INDEX_MAX 1024u /* internal key indexes are 1..this */
+#define GMP_SDF_TRIES 10u
+#define GMP_SM2_AGREE_MAX 8u    /* open agreements per client; a ninth
+                                   drops the oldest */
+#define GMP_FILE_NAME_MAX 128u
+
+typedef enum gmp_sm2_usage {
+    GMP_SM2_SIGN = 1,
+    GMP_SM2_ENC = 2
+} gmp_sm2_usage;
+
+typedef struct gmp_sm2_point {
+    uint8_t x[GMP_SM2_LEN];
+    uint8_t y[GMP_SM2_LEN];
+} gmp_sm2_point;
+
+/* A public key: the internal one of `usage` at `index`, or when index is
+ * 0 the given `pub`. */
+typedef struct gmp_sm2_key {
+    uint32_t index;
+    uint8_t usage;            /* gmp_sm2_usage */
+    gmp_sm2_point pub;
+} gmp_sm2_key;
+
+/* SM2 ciphertext as C1 C3 C2; C2 has as many bytes as the plaintext. */
+typedef struct gmp_sm2_cipher {
+    gmp_sm2_point c1;
+    uint8_t c3[GMP_SM2_LEN];
+    uint32_t len;
+    uint8_t c2[GMP_SM2_MAX_PLAIN];
+} gmp_sm2_cipher;
+
+/* The other side of a key agreement. */
+typedef struct gmp_sm2_party {
+    const void *id;
+    size_t id_len;
+    gmp_sm2_point pub;        /* static public key */
+    gmp_sm2_point tmp;        /* ephemeral public key */
+} gmp_sm2_party;
+
+typedef struct gmp_sdf_info {
+    uint32_t file_space;      /* bytes of file storage in the VCM */
+    uint32_t file_used;
+    uint32_t index_max;
+} gmp_sdf_info;
+
+GMP_API int gmp_sdf_get_info(gmp_client *c, gmp_sdf_info *info);
+/* Access to the private keys at index for this client's session:
+ * GMP_ERR_PIN, GMP_ERR_PIN_LOCKED, GMP_ERR_NOT_FOUND (no key pair). */
+GMP_API int gmp_sdf_unlock(gmp_client *c, uint32_t index, const void *pwd,
+                           size_t len);
+GMP_API int gmp_sdf_lock(gmp_client *c, uint32_t index);
+
+/* An ephemeral key pair; the private key is handed out (SDF's
+ * GenerateKeyPair_ECC exports it by definition). */
+GMP_API int gmp_sm2_generate(gmp_client *c, uint8_t d[GMP_SM2_LEN],
+                             gmp_sm2_point *pub);
+GMP_API int gmp_sm2_public(gmp_client *c, gmp_sm2_usage usage,
+                           uint32_t index, gmp_sm2_point *pub);
+/* Signs the digest e (which includes Z) with the signing key at index. */
+GMP_API int gmp_sm2_sign(gmp_client *c, uint32_t index,
+                         const uint8_t e[GMP_SM2_LEN], uint8_t r[GMP_SM2_LEN],
+                         uint8_t s[GMP_SM2_LEN]);
+/* GMP_OK, or GMP_ERR_VERIFY for a signature that does not verify. */
+GMP_API int gmp_sm2_verify(gmp_client *c, const gmp_sm2_key *k,
+                           const uint8_t e[GMP_SM2_LEN],
+                           const uint8_t r[GMP_SM2_LEN],
+                           const uint8_t s[GMP_SM2_LEN]);
+GMP_API int gmp_sm2_encrypt(gmp_client *c, const gmp_sm2_key *k,
+                            const void *in, size_t len, gmp_sm2_cipher *out);
+/* With the encryption key at index; *len is the room at out on entry and
+ * the plaintext length on return.  GMP_ERR_VERIFY: does not decrypt. */
+GMP_API int gmp_sm2_decrypt(gmp_client *c, uint32_t index,
+                            const gmp_sm2_cipher *in, void *out, size_t *len);
+/* Z = SM3(ENTL || ID || a || b || xG || yG || x || y) */
+GMP_API int gmp_sm2_z(gmp_client *c, const gmp_sm2_point *pub, const void *id,
+                      size_t id_len, uint8_t z[GMP_SM2_LEN]);
+
+/* Session keys.  A new key wrapped under the KEK at kek_index (alg
+ * GMP_ALG_SM4_ECB; *wlen is the room on entry, 16 on return), a key
+ * unwrapped from such a blob, a new key encrypted to an SM2 key, one
+ * decrypted with the encryption key at index, and an SM2-wrapped key
+ * re-encrypted to another public key without leaving the pool. */
+GMP_API int gmp_kek_wrap_new(gmp_client *c, uint32_t kek_index, gmp_alg alg,
+                             uint8_t *wrapped, size_t *wlen, uint32_t *handle);
+GMP_API int gmp_kek_unwrap(gmp_client *c, uint32_t kek_index, gmp_alg alg,
+                           const uint8_t *wrapped, size_t wlen,
+                           uint32_t *handle);
+GMP_API int gmp_sm2_wrap_new(gmp_client *c, const gmp_sm2_key *k,
+                             gmp_sm2_cipher *out, uint32_t *handle);
+GMP_API int gmp_sm2_unwrap(gmp_client *c, uint32_t index,
+                           const gmp_sm2_cipher *in, uint32_t *handle);
+GMP_API int gmp_sm2_rewrap(gmp_client *c, uint32_t index,
+                           const gmp_sm2_point *to, const gmp_sm2_cipher *in,
+                           gmp_sm2_cipher *out);
+
+/* SM2 key agreement (GM/T 0003.3) with the encryption key pair at index,
+ * giving a 16-byte session key.  The sponsor starts (its public keys go
+ * to the responder) and finishes with the responder's; the responder
+ * answers in one step.  An agreement is used once; its id is random, so
+ * one kept from before a restart of the daemon names nothing there. */
+GMP_API int gmp_sm2_agree_start(gmp_client *c, uint32_t index, const void *id,
+                                size_t id_len, gmp_sm2_point *pub,
+                                gmp_sm2_point *tmp, uint64_t *agreement);
+GMP_API int gmp_sm2_agree_finish(gmp_client *c, uint64_t agreement,
+                                 const gmp_sm2_party *responder,
+                                 uint32_t *handle);
+GMP_API int gmp_sm2_agree_respond(gmp_client *c, uint32_t index,
+                                  const void *id, size_t id_len,
+                                  const gmp_sm2_party *sponsor,
+                                  gmp_sm2_point *pub, gmp_sm2_point *tmp,
+                                  uint32_t *handle);
+
+/* Files of the VCM: fixed size from create (zero-filled), names of
+ * 1..GMP_FILE_NAME_MAX bytes.  read: *len is the most to read on entry and
+ * the bytes read on return (fewer at the end of the file).  Errors:
+ * GMP_ERR_EXISTS, GMP_ERR_NOT_FOUND, GMP_ERR_LIMIT (no space),
+ * GMP_ERR_ARG (offset past the end), GMP_ERR_LENGTH (write past it). */
+GMP_API int gmp_file_create(gmp_client *c, const void *name, size_t name_len,
+                            uint32_t size);
+GMP_API int gmp_file_read(gmp_client *c, const void *name, size_t name_len,
+                          uint32_t offset, void *buf, size_t *len);
+GMP_API int gmp_file_write(gmp_client *c, const void *name, size_t name_len,
+                           uint32_t offset, const void *buf, size_t len);
+GMP_API int gmp_file_delete(gmp_client *c, const void *name, size_t name_len);
 
 #ifdef __cplusplus
 }

@@ -23,17 +23,22 @@ static void pad(CK_UTF8CHAR *dst, size_t n, const char *src)
 CK_RV C_Initialize(CK_VOID_PTR args)
 {
     /* pReserved is ignored: NSS passes its module parameters there */
-    return p11_initialize(args);
+    p11_init_lock();
+    CK_RV rv = p11_initialize(args);
+    p11_init_unlock();
+    return rv;
 }
 
 CK_RV C_Finalize(CK_VOID_PTR reserved)
 {
     if (reserved)
         return CKR_ARGUMENTS_BAD;
-    if (!p11_is_init())
-        return CKR_CRYPTOKI_NOT_INITIALIZED;
-    p11_finalize();
-    return CKR_OK;
+    p11_init_lock();
+    CK_RV rv = p11_is_init() ? CKR_OK : CKR_CRYPTOKI_NOT_INITIALIZED;
+    if (!rv)
+        p11_finalize();
+    p11_init_unlock();
+    return rv;
 }
 
 CK_RV C_GetInfo(CK_INFO_PTR info)
@@ -69,15 +74,24 @@ CK_RV C_GetSlotList(CK_BBOOL present, CK_SLOT_ID_PTR list,
     return rv;
 }
 
-CK_RV C_GetSlotInfo(CK_SLOT_ID id, CK_SLOT_INFO_PTR info)
+/* The checks every slot call starts with, in the standard's order:
+ * initialised, a known slot, then the output argument. */
+static CK_RV slot_call(CK_SLOT_ID id, const void *out, p11_slot **sl)
 {
     if (!p11_is_init())
         return CKR_CRYPTOKI_NOT_INITIALIZED;
-    p11_slot *sl = p11_slot_get(id);
-    if (!sl)
+    *sl = p11_slot_get(id);
+    if (!*sl)
         return CKR_SLOT_ID_INVALID;
-    if (!info)
-        return CKR_ARGUMENTS_BAD;
+    return out ? CKR_OK : CKR_ARGUMENTS_BAD;
+}
+
+CK_RV C_GetSlotInfo(CK_SLOT_ID id, CK_SLOT_INFO_PTR info)
+{
+    p11_slot *sl;
+    CK_RV rv = slot_call(id, info, &sl);
+    if (rv)
+        return rv;
     char desc[96];
     const char *cred = strrchr(sl->credentials, '/');
     snprintf(desc, sizeof desc, "gmpool slot %lu (%.40s)", (unsigned long)id,
@@ -108,13 +122,10 @@ static CK_FLAGS token_flags(const gmp_token_info *t)
 
 CK_RV C_GetTokenInfo(CK_SLOT_ID id, CK_TOKEN_INFO_PTR info)
 {
-    if (!p11_is_init())
-        return CKR_CRYPTOKI_NOT_INITIALIZED;
-    p11_slot *sl = p11_slot_get(id);
-    if (!sl)
-        return CKR_SLOT_ID_INVALID;
-    if (!info)
-        return CKR_ARGUMENTS_BAD;
+    p11_slot *sl;
+    CK_RV rv = slot_call(id, info, &sl);
+    if (rv)
+        return rv;
     gmp_token_info t;
     int rc = gmp_token_get_info(sl->cli, &t);
     if (rc)
@@ -145,14 +156,11 @@ CK_RV C_GetTokenInfo(CK_SLOT_ID id, CK_TOKEN_INFO_PTR info)
 CK_RV C_GetMechanismList(CK_SLOT_ID id, CK_MECHANISM_TYPE_PTR list,
                                 CK_ULONG_PTR count)
 {
-    if (!p11_is_init())
-        return CKR_CRYPTOKI_NOT_INITIALIZED;
-    if (!p11_slot_get(id))
-        return CKR_SLOT_ID_INVALID;
-    if (!count)
-        return CKR_ARGUMENTS_BAD;
+    p11_slot *sl;
+    CK_RV rv = slot_call(id, count, &sl);
+    if (rv)
+        return rv;
     size_t n = p11_mech_count();
-    CK_RV rv = CKR_OK;
     if (list && *count < n)
         rv = CKR_BUFFER_TOO_SMALL;
     else if (list)
@@ -165,12 +173,10 @@ CK_RV C_GetMechanismList(CK_SLOT_ID id, CK_MECHANISM_TYPE_PTR list,
 CK_RV C_GetMechanismInfo(CK_SLOT_ID id, CK_MECHANISM_TYPE type,
                                 CK_MECHANISM_INFO_PTR info)
 {
-    if (!p11_is_init())
-        return CKR_CRYPTOKI_NOT_INITIALIZED;
-    if (!p11_slot_get(id))
-        return CKR_SLOT_ID_INVALID;
-    if (!info)
-        return CKR_ARGUMENTS_BAD;
+    p11_slot *sl;
+    CK_RV rv = slot_call(id, info, &sl);
+    if (rv)
+        return rv;
     const p11_mech *m = p11_mech_find(type);
     if (!m)
         return CKR_MECHANISM_INVALID;
@@ -182,10 +188,9 @@ CK_RV C_GetMechanismInfo(CK_SLOT_ID id, CK_MECHANISM_TYPE type,
 CK_RV C_InitToken(CK_SLOT_ID id, CK_UTF8CHAR_PTR pin, CK_ULONG len,
                          CK_UTF8CHAR_PTR label)
 {
-    if (!p11_is_init())
-        return CKR_CRYPTOKI_NOT_INITIALIZED;
-    return p11_slot_get(id) ? CKR_FUNCTION_NOT_SUPPORTED
-                            : CKR_SLOT_ID_INVALID;
+    p11_slot *sl;
+    CK_RV rv = slot_call(id, "", &sl);
+    return rv ? rv : CKR_FUNCTION_NOT_SUPPORTED;
 }
 
 /* ---- sessions ---- */
@@ -193,11 +198,10 @@ CK_RV C_InitToken(CK_SLOT_ID id, CK_UTF8CHAR_PTR pin, CK_ULONG len,
 CK_RV C_OpenSession(CK_SLOT_ID id, CK_FLAGS flags, CK_VOID_PTR app,
                            CK_NOTIFY notify, CK_SESSION_HANDLE_PTR out)
 {
-    if (!p11_is_init())
-        return CKR_CRYPTOKI_NOT_INITIALIZED;
-    p11_slot *sl = p11_slot_get(id);
-    if (!sl)
-        return CKR_SLOT_ID_INVALID;
+    p11_slot *sl;
+    CK_RV rv = slot_call(id, "", &sl);
+    if (rv)
+        return rv;
     if (!(flags & CKF_SERIAL_SESSION))
         return CKR_SESSION_PARALLEL_NOT_SUPPORTED;
     if (!out)
@@ -216,11 +220,10 @@ CK_RV C_CloseSession(CK_SESSION_HANDLE h)
 
 CK_RV C_CloseAllSessions(CK_SLOT_ID id)
 {
-    if (!p11_is_init())
-        return CKR_CRYPTOKI_NOT_INITIALIZED;
-    p11_slot *sl = p11_slot_get(id);
-    if (!sl)
-        return CKR_SLOT_ID_INVALID;
+    p11_slot *sl;
+    CK_RV rv = slot_call(id, "", &sl);
+    if (rv)
+        return rv;
     CK_SESSION_HANDLE *v = NULL;
     size_t n = p11_slot_sessions(sl, &v);
     if (!v)
@@ -290,8 +293,6 @@ CK_RV C_Login(CK_SESSION_HANDLE h, CK_USER_TYPE user,
         rv = CKR_USER_ALREADY_LOGGED_IN;
     else
         rv = pin_status(gmp_login(s->slot->cli, pin, len));
-    if (!rv)
-        p11_set_logged_in(s->slot, true);
     p11_session_put(s);
     return rv;
 }
@@ -306,8 +307,6 @@ CK_RV C_Logout(CK_SESSION_HANDLE h)
         rv = CKR_USER_NOT_LOGGED_IN;
     else
         rv = p11_from_gmp(gmp_logout(s->slot->cli));
-    if (!rv)
-        p11_set_logged_in(s->slot, false);
     p11_session_put(s);
     return rv;
 }

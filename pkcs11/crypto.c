@@ -368,6 +368,8 @@ static CK_RV aead_dec_update(p11_op *o, const uint8_t *in, size_t len)
 /* CBC-MAC: the ciphertext is scratch; only its last block is kept. */
 static CK_RV mac_update(p11_op *o, const uint8_t *in, size_t len)
 {
+    if (len == 0)
+        return CKR_OK; /* in may be NULL */
     CK_RV rv = acc_reserve(o, MAC_CHUNK + BLK);
     for (size_t off = 0; !rv && off < len; off += MAC_CHUNK) {
         size_t n = len - off < MAC_CHUNK ? len - off : MAC_CHUNK;
@@ -382,6 +384,8 @@ static CK_RV mac_update(p11_op *o, const uint8_t *in, size_t len)
 static CK_RV cipher_update(p11_op *o, const uint8_t *in, size_t len,
                            uint8_t *out)
 {
+    if (len == 0)
+        return CKR_OK; /* in may be NULL */
     if (len > o->ctr_room)
         return CKR_DATA_LEN_RANGE; /* the counter would wrap */
     o->ctr_room -= o->ctr_room == UINT64_MAX ? 0 : len;

@@ -127,6 +127,34 @@ bool p11_is_init(void)
     return G.init && G.pid == getpid();
 }
 
+/* C_Initialize and C_Finalize one at a time: threads of one application
+ * (pkcs11-tool --test-threads, for one) may race to initialise.  An OS
+ * lock, since the application's callbacks are not known yet; a child
+ * gets it fresh (a parent thread may have held it at fork). */
+static pthread_mutex_t g_init_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t g_init_once = PTHREAD_ONCE_INIT;
+
+static void init_mu_child(void)
+{
+    pthread_mutex_init(&g_init_mu, NULL);
+}
+
+static void init_mu_setup(void)
+{
+    pthread_atfork(NULL, NULL, init_mu_child);
+}
+
+void p11_init_lock(void)
+{
+    pthread_once(&g_init_once, init_mu_setup);
+    pthread_mutex_lock(&g_init_mu);
+}
+
+void p11_init_unlock(void)
+{
+    pthread_mutex_unlock(&g_init_mu);
+}
+
 static CK_RV slot_add(const char *credentials)
 {
     if (G.n_slots == P11_MAX_SLOTS)
@@ -223,19 +251,10 @@ p11_slot *p11_slot_get(CK_SLOT_ID id)
     return id < G.n_slots ? &G.slots[id] : NULL;
 }
 
+/* The client holds the login (and repeats it after a daemon restart). */
 bool p11_logged_in(p11_slot *sl)
 {
-    p11_lock(G.mu);
-    bool b = sl->logged_in;
-    p11_unlock(G.mu);
-    return b;
-}
-
-void p11_set_logged_in(p11_slot *sl, bool b)
-{
-    p11_lock(G.mu);
-    sl->logged_in = b;
-    p11_unlock(G.mu);
+    return gmp_logged_in(sl->cli) != 0;
 }
 
 void p11_slot_counts(p11_slot *sl, CK_ULONG *all, CK_ULONG *rw)
@@ -354,8 +373,6 @@ void p11_session_close(p11_session *s)
     s->closed = true;
     s->refs--; /* the table's */
     size_t n = objects_take(s, &objs);
-    if (last_on_slot)
-        s->slot->logged_in = false;
     p11_unlock(G.mu);
     for (size_t i = 0; i < n; i++)
         gmp_key_destroy(s->slot->cli, (uint32_t)objs[i]);

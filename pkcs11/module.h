@@ -27,11 +27,13 @@ typedef struct p11_global {
 extern p11_global G;
 
 bool p11_is_init(void);
+/* Held around C_Initialize and C_Finalize. */
+void p11_init_lock(void);
+void p11_init_unlock(void);
 CK_RV p11_initialize(const CK_C_INITIALIZE_ARGS *a);
 void p11_finalize(void);
 
 p11_slot *p11_slot_get(CK_SLOT_ID id);
-void p11_set_logged_in(p11_slot *sl, bool b);
 void p11_slot_counts(p11_slot *sl, CK_ULONG *all, CK_ULONG *rw);
 size_t p11_slot_sessions(p11_slot *sl, CK_SESSION_HANDLE **out);
 

@@ -132,8 +132,7 @@ CK_RV p11_op_verify(p11_session *s, const uint8_t *in, CK_ULONG len,
 struct p11_slot {
     CK_SLOT_ID id;
     char credentials[PATH_MAX];   /* "" = the default */
-    gmp_client *cli;
-    bool logged_in;
+    gmp_client *cli;          /* holds the login state too */
 };
 
 struct p11_session {

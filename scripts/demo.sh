@@ -1,8 +1,9 @@
 #!/bin/sh
 # The main job: install, build, start gmpoold on its embedded defaults (a
 # throw-away data dir unless GMPOOL_DATA_DIR is set), push real SM3 and SM4
-# work through the pool (the gmpool tool and the OpenSSL provider) and check
-# it against the openssl command, show the pool's status, stop the daemon.
+# work through the pool (the gmpool tool, the OpenSSL provider and the
+# PKCS#11 module) and check it against the openssl command, show the pool's
+# status, stop the daemon.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/deps.sh"
@@ -64,6 +65,23 @@ openssl enc -sm4-cbc -K $K -iv $IV -provider-path "$B/provider" -provider gmpool
     -in "$work/payload" -out "$work/enc3"
 openssl enc -d -sm4-cbc -K $K -iv $IV -in "$work/enc3" | cmp - "$work/payload"
 echo "   openssl enc -sm4-cbc (gmpool) decrypts with the default provider: identical"
+
+echo "== the PKCS#11 token (pkcs11-tool, and examples/pkcs11_sm4)"
+# a tenant of its own, so that a real GMPOOL_DATA_DIR keeps its PINs
+M="$B/pkcs11/libgmpool-pkcs11.so"
+demo_tenant="demo-$$"
+"$B/tools/gmpoolctl" -o "$work/p11.cred" tenant add "$demo_tenant" >/dev/null
+echo 1234 | "$B/tools/gmpoolctl" tenant pin "$demo_tenant" >/dev/null
+export GMPOOL_CREDENTIALS="$work/p11.cred"
+pkcs11-tool --module "$M" -L 2>/dev/null | sed -n '2,4p'
+pkcs11-tool --module "$M" --hash -m 0x80000B01 -i "$work/payload" \
+    -o "$work/p11.sm3" 2>/dev/null
+viap11=$(od -An -tx1 "$work/p11.sm3" | tr -d ' \n')
+echo "   pkcs11-tool --hash -m CKM_SM3: $viap11"
+[ "$viap11" = "$direct" ] || { echo "MISMATCH"; exit 1; }
+"$B/examples/pkcs11_sm4" "$M" 1234 "$work/payload" | sed 's/^/   /'
+unset GMPOOL_CREDENTIALS
+"$B/tools/gmpoolctl" tenant remove "$demo_tenant" >/dev/null
 
 echo "== 32 random bytes from the pool"
 "$B/tools/gmpool" rand 32

@@ -19,14 +19,24 @@ typedef struct cfg {
     double interval_ms;
     uint64_t seed;
     unsigned hosts, hosts_on, vcms_per_host;
+    unsigned window;             /* the core's max_window, 0 = default */
+    double period_s;             /* the core's t_p, 0 = default */
     double len_lo, len_hi;       /* task length, MI, uniform */
     double slack_lo, slack_hi;   /* deadline = a + l/1000 * U(slack) s */
 } cfg;
 
 typedef struct result {
     double ct_ms, miss, cpu, thr, band, hosts, cost, wall_s;
+    double call_us, call_max_ms;   /* wall time per core call: mean, max */
     uint64_t up1, up2, up3, migr;
+    uint64_t dropped;              /* refused at submit or dropped */
 } result;
+
+/* Wall time spent inside the core's submit/finish/tick calls. */
+typedef struct timing {
+    double sum_s, max_s;
+    uint64_t calls;
+} timing;
 
 /* ---- deterministic RNG (splitmix64) ---- */
 static uint64_t rng_next(uint64_t *s)
@@ -107,6 +117,14 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+static void timed(timing *tm, double t0)
+{
+    double dt = now_s() - t0;
+    tm->sum_s += dt;
+    tm->max_s = dt > tm->max_s ? dt : tm->max_s;
+    tm->calls++;
+}
+
 /* One run of one variant over the task trace made from c->seed. */
 static int run(const cfg *c, gmpd_ttsa_variant var, result *r)
 {
@@ -115,6 +133,10 @@ static int run(const cfg *c, gmpd_ttsa_variant var, result *r)
     gmpd_ttsa_params p;
     gmpd_ttsa_defaults(&p);
     p.variant = var;
+    if (c->window)
+        p.max_window = c->window;
+    if (c->period_s > 0)
+        p.period_ns = (uint64_t)(c->period_s * S_);
     gmpd_ttsa_ops ops = {.task_start = on_start};
     gmpd_ttsa *s = gmpd_ttsa_new(&p, &ops, &h);
     if (!s)
@@ -127,13 +149,14 @@ static int run(const cfg *c, gmpd_ttsa_variant var, result *r)
         for (unsigned i = 0; i < c->vcms_per_host; i++)
             gmpd_ttsa_add_vcm(s, k + 1, 0, 0);
     uint64_t rng = c->seed, t_arr = 0;
-    unsigned sent = 0;
+    unsigned sent = 0, refused = 0;
     double next_arr = 0;
     uint64_t last_progress = 0;
     gmpd_ttsa_stats st;
+    timing tm = {0};
     for (;;) {
         gmpd_ttsa_get_stats(s, t_arr, &st);
-        if (sent == c->tasks && st.finished + st.dropped >= c->tasks)
+        if (sent == c->tasks && st.finished + st.dropped + refused >= c->tasks)
             break;
         uint64_t ta = sent < c->tasks ? (uint64_t)next_arr : UINT64_MAX;
         uint64_t tc = h.n ? h.a[0].t : UINT64_MAX;
@@ -143,19 +166,26 @@ static int run(const cfg *c, gmpd_ttsa_variant var, result *r)
                     gmpd_ttsa_variant_name(var));
             break;
         }
+        double t0 = now_s();
         if (tc <= ta && tc <= tt) {
             ev e = heap_pop(&h);
+            t0 = now_s();
             gmpd_ttsa_finish(s, e.id, e.t);
+            timed(&tm, t0);
             t_arr = last_progress = e.t;
         } else if (tt < ta) {
             gmpd_ttsa_tick(s, tt);
+            timed(&tm, t0);
             t_arr = tt;
         } else {
             double len = c->len_lo + (c->len_hi - c->len_lo) * rng_u01(&rng);
             double slack =
                 c->slack_lo + (c->slack_hi - c->slack_lo) * rng_u01(&rng);
             uint64_t d = ta + (uint64_t)(len / 1000.0 * slack * S_);
-            gmpd_ttsa_submit(s, sent + 1, len, d, ta);
+            t0 = now_s();
+            if (gmpd_ttsa_submit(s, sent + 1, len, d, ta) != 0)
+                refused++;   /* window full: the task is lost */
+            timed(&tm, t0);
             sent++;
             t_arr = last_progress = ta;
             /* Poisson arrivals: exponential gaps with the mean interval */
@@ -173,6 +203,9 @@ static int run(const cfg *c, gmpd_ttsa_variant var, result *r)
         .cost = st.plans ? (double)st.planned / st.plans : 0,
         .up1 = st.scale_up[0], .up2 = st.scale_up[1], .up3 = st.scale_up[2],
         .migr = st.migrations,
+        .dropped = st.dropped + refused,
+        .call_us = tm.calls ? tm.sum_s / tm.calls * 1e6 : 0,
+        .call_max_ms = tm.max_s * 1e3,
     };
     r->wall_s = now_s() - w0;
     gmpd_ttsa_free(s);
@@ -182,17 +215,20 @@ static int run(const cfg *c, gmpd_ttsa_variant var, result *r)
 
 static const char csv_head[] =
     "x,variant,mean_ct_ms,miss_ratio,cpu_util,mean_thr_mbps,band_share,"
-    "mean_hosts,scaleup1,scaleup2,scaleup3,migrations,tasks_per_plan,wall_s\n";
+    "mean_hosts,scaleup1,scaleup2,scaleup3,migrations,tasks_per_plan,dropped,"
+    "wall_s,us_per_call,max_call_ms\n";
 
 static void csv_row(FILE *f, double x, gmpd_ttsa_variant v, const result *r)
 {
     fprintf(f,
             "%g,%s,%.1f,%.4f,%.4f,%.1f,%.4f,%.2f,%llu,%llu,%llu,%llu,%.2f,"
-            "%.2f\n",
+            "%llu,%.2f,%.1f,%.2f\n",
             x, gmpd_ttsa_variant_name(v), r->ct_ms, r->miss, r->cpu, r->thr,
             r->band, r->hosts, (unsigned long long)r->up1,
             (unsigned long long)r->up2, (unsigned long long)r->up3,
-            (unsigned long long)r->migr, r->cost, r->wall_s);
+            (unsigned long long)r->migr, r->cost,
+            (unsigned long long)r->dropped, r->wall_s, r->call_us,
+            r->call_max_ms);
     fflush(f);
 }
 
@@ -219,20 +255,24 @@ static int chart(const char *dir, const char *name, const char *xlabel)
         fprintf(f, "set output '%s/%s_%s.png'\nset xlabel '%s'\n"
                    "set ylabel '%s'\nplot ",
                 dir, name, m[i].metric, xlabel, m[i].label);
+        /* one variant's rows per line: filtering inside `using` leaves
+         * undefined points between them, which breaks the lines */
         for (int v = 0; v < 4; v++)
-            fprintf(f,
-                    "%s'%s/%s.csv' using (strcol(2) eq '%s' ? $1 : 1/0):%d with "
-                    "linespoints title '%s'",
-                    v ? ", " : "", dir, name,
-                    gmpd_ttsa_variant_name((gmpd_ttsa_variant)v), m[i].col,
-                    gmpd_ttsa_variant_name((gmpd_ttsa_variant)v));
+            fprintf(f, "%s'< grep ,%s, %s/%s.csv' using 1:%d with "
+                       "linespoints title '%s'",
+                    v ? ", " : "",
+                    gmpd_ttsa_variant_name((gmpd_ttsa_variant)v), dir, name,
+                    m[i].col, gmpd_ttsa_variant_name((gmpd_ttsa_variant)v));
         fprintf(f, "\n");
     }
     fclose(f);
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>&1", path);
     int rc = system(cmd);
-    return rc == 0 ? 0 : -1;
+    if (rc != 0)
+        return -1;   /* keep the script to look at */
+    remove(path);    /* rendered: only the CSV and PNGs stay in DIR */
+    return 0;
 }
 
 /* Runs each variant in mask at one x; rows go to stdout and, if given, f. */
@@ -296,6 +336,11 @@ static const char usage[] =
     "  -e, --experiment E    count (5000..30000 tasks at -i), interval\n"
     "                        (60..300 ms at -n), or both; writes CSV to -o\n"
     "  -d, --slack LO,HI     deadline = a + l/1000 MIPS * U(LO,HI) (1.2,2.5)\n"
+    "  -p, --period S        refresh period t_p of eq. 9 and ScaleDown, s\n"
+    "                        (default 10)\n"
+    "  -w, --window N        tasks the core holds at most (default 32768);\n"
+    "                        submissions beyond are refused and reported\n"
+    "                        in the dropped column\n"
     "  -o, --out DIR         output directory (default sim-out)\n"
     "  -c, --charts          render PNG charts with gnuplot\n"
     "Without -e: one run per variant, CSV on stdout.\n";
@@ -312,11 +357,13 @@ int main(int argc, char **argv)
         {"tasks", 1, 0, 'n'},   {"interval", 1, 0, 'i'},
         {"seed", 1, 0, 's'},    {"variant", 1, 0, 'v'},
         {"experiment", 1, 0, 'e'}, {"out", 1, 0, 'o'},
-        {"charts", 0, 0, 'c'},  {"slack", 1, 0, 'd'},  {"help", 0, 0, 'h'},
+        {"charts", 0, 0, 'c'},  {"slack", 1, 0, 'd'},  {"window", 1, 0, 'w'},
+        {"period", 1, 0, 'p'},
+        {"help", 0, 0, 'h'},
         {0, 0, 0, 0}};
     int o;
     char *end;
-    while ((o = getopt_long(argc, argv, "n:i:s:v:e:d:o:ch", lo, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "n:i:s:v:e:d:w:p:o:ch", lo, NULL)) != -1) {
         switch (o) {
         case 'n': {
             unsigned long n = strtoul(optarg, &end, 10);
@@ -360,6 +407,18 @@ int main(int argc, char **argv)
             if (sscanf(optarg, "%lf,%lf", &c.slack_lo, &c.slack_hi) != 2 ||
                 !(c.slack_lo > 0) || !(c.slack_hi >= c.slack_lo) ||
                 c.slack_hi > 1e6)
+                goto bad;
+            break;
+        case 'w': {
+            unsigned long n = strtoul(optarg, &end, 10);
+            if (*end || n == 0 || n > GMPD_TTSA_MAX_WINDOW)
+                goto bad;
+            c.window = (unsigned)n;
+            break;
+        }
+        case 'p':
+            c.period_s = strtod(optarg, &end);
+            if (*end || !(c.period_s >= 0.001) || c.period_s > 1e6)
                 goto bad;
             break;
         case 'o':

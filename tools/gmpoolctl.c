@@ -27,6 +27,13 @@ static const char usage[] =
     "  node list | node assign NODE VCM | node unassign NODE\n"
     "  node down NODE | node up NODE   take a node out of service and back\n"
     "  queue show | queue threshold LEVEL COUNT [WAIT_MS [VCM]]\n"
+    "  sdf list TENANT        the SDF keys of the tenant's VCM\n"
+    "  sdf kek add|delete TENANT INDEX      a KEK (SM4) at INDEX\n"
+    "  sdf keypair add TENANT INDEX         SM2 signing and encryption key\n"
+    "                         pairs at INDEX; their password from stdin\n"
+    "  sdf keypair delete TENANT INDEX\n"
+    "  sdf password TENANT INDEX            a new password for the pairs\n"
+    "                         (stdin; also clears a lock-out)\n"
     "  sched                  TTSA: variant, band, active/parked nodes,\n"
     "                         waiting tasks, recent ScaleUp/ScaleDown\n"
     "  status                 live table of nodes, VCMs, queues, bytes/s\n"
@@ -137,14 +144,41 @@ static int run(const char *admin, const char *out_file, int argc, char **argv)
     return 0;
 }
 
-/* "tenant pin NAME": the PIN comes from stdin, never from the command
- * line where other users could read it. */
-static int read_pin(char *pin, size_t cap)
+/* Commands that end in a secret (a PIN, a key-pair password): it comes
+ * from stdin, never from the command line where other users could read
+ * it.  Returns its prompt, or NULL for other commands. */
+static const char *secret_prompt(int n, char **a)
+{
+    if (n == 3 && strcmp(a[0], "tenant") == 0 && strcmp(a[1], "pin") == 0)
+        return "user PIN: ";
+    if (n >= 2 && strcmp(a[0], "sdf") == 0 &&
+        ((n == 4 && strcmp(a[1], "password") == 0) ||
+         (n == 5 && strcmp(a[1], "keypair") == 0 &&
+          strcmp(a[2], "add") == 0)))
+        return "key pair password: ";
+    return NULL;
+}
+
+/* tenant pin / sdf keypair add / sdf password with more words: a secret
+ * on the command line, which the daemon could not tell from one read
+ * here. */
+static bool secret_on_command_line(int n, char **a)
+{
+    if (n > 3 && strcmp(a[0], "tenant") == 0 && strcmp(a[1], "pin") == 0)
+        return true;
+    return n >= 2 && strcmp(a[0], "sdf") == 0 &&
+           ((n > 4 && strcmp(a[1], "password") == 0) ||
+            (n > 5 && strcmp(a[1], "keypair") == 0 &&
+             strcmp(a[2], "add") == 0));
+}
+
+static int read_secret(const char *prompt, char *pin, size_t cap)
 {
     if (isatty(STDIN_FILENO))
-        fputs("user PIN: ", stderr);
+        fputs(prompt, stderr);
     if (!fgets(pin, (int)cap, stdin)) {
-        fprintf(stderr, "gmpoolctl: no PIN on stdin\n");
+        fprintf(stderr, "gmpoolctl: no %.*s on stdin\n",
+                (int)strcspn(prompt, ":"), prompt);
         return -1;
     }
     pin[strcspn(pin, "\r\n")] = '\0';
@@ -187,13 +221,18 @@ int main(int argc, char **argv)
     }
     char pin[GMP_PIN_MAX + 2], *args[8];
     int n = argc - optind;
-    if (n == 3 && strcmp(argv[optind], "tenant") == 0 &&
-        strcmp(argv[optind + 1], "pin") == 0) {
-        if (read_pin(pin, sizeof pin) < 0)
+    if (secret_on_command_line(n, argv + optind)) {
+        fprintf(stderr, "gmpoolctl: PINs and passwords are read from stdin, "
+                        "not the command line\n%s", usage);
+        return 2;
+    }
+    const char *prompt = secret_prompt(n, argv + optind);
+    if (prompt) {
+        if (read_secret(prompt, pin, sizeof pin) < 0)
             return 1;
-        memcpy(args, argv + optind, 3 * sizeof *args);
-        args[3] = pin;
-        int rc = run(admin, out_file, 4, args);
+        memcpy(args, argv + optind, (size_t)n * sizeof *args);
+        args[n] = pin;
+        int rc = run(admin, out_file, n + 1, args);
         OPENSSL_cleanse(pin, sizeof pin);
         return rc;
     }

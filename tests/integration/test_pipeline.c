@@ -484,6 +484,53 @@ static void threads(void **state)
     }
 }
 
+/* Two applications of one tenant: each one's session keys are its own
+ * (invisible, unusable, not destroyable by the other, not listed), token
+ * keys are shared. */
+static bool listed(gmp_client *c, uint32_t h)
+{
+    uint32_t v[64];
+    size_t n = 0;
+    assert_int_equal(gmp_key_list(c, 0, v, 64, &n), GMP_OK);
+    for (size_t i = 0; i < n; i++)
+        if (v[i] == h)
+            return true;
+    return false;
+}
+
+static void session_keys_private(void **state)
+{
+    (void)state;
+    gmp_client *a = client(0), *b = client(0);
+    uint8_t key[16] = {7}, out[32];
+    uint32_t sk, tk;
+    assert_int_equal(gmp_key_import(a, GMP_KEY_SM4, GMP_KEYF_EXTRACTABLE,
+                                    "a-session", key, 16, &sk),
+                     GMP_OK);
+    assert_int_equal(gmp_key_import(a, GMP_KEY_SM4,
+                                    GMP_KEYF_EXTRACTABLE | GMP_KEYF_TOKEN,
+                                    "a-token", key, 16, &tk),
+                     GMP_OK);
+    gmp_key_info info;
+    size_t n = sizeof out;
+    gmp_task *t;
+    assert_int_equal(gmp_key_get_info(b, sk, &info), GMP_ERR_NOT_FOUND);
+    assert_int_equal(gmp_key_export(b, sk, out, &n), GMP_ERR_NOT_FOUND);
+    assert_int_equal(gmp_cipher_open(b, GMP_ALG_SM4_ECB, 0, NULL, 0, sk, NULL,
+                                     0, NULL, &t),
+                     GMP_ERR_KEY);
+    assert_int_equal(gmp_key_destroy(b, sk), GMP_ERR_NOT_FOUND);
+    assert_false(listed(b, sk));
+    assert_true(listed(a, sk));
+    assert_int_equal(gmp_key_get_info(b, tk, &info), GMP_OK);
+    assert_true(listed(b, tk));
+    assert_int_equal(gmp_key_get_info(a, sk, &info), GMP_OK);
+    assert_int_equal(gmp_key_destroy(b, tk), GMP_OK);
+    assert_int_equal(gmp_key_destroy(a, sk), GMP_OK);
+    gmp_client_close(a);
+    gmp_client_close(b);
+}
+
 /* The child re-initialises: its own loop and sockets, the parent's are
  * untouched, and the parent's task refuses to run in the child. */
 static void fork_child(void **state)
@@ -738,6 +785,7 @@ int main(void)
         cmocka_unit_test(window_in_flight),
         cmocka_unit_test(random_bytes_pool),
         cmocka_unit_test(keys_by_handle),
+        cmocka_unit_test(session_keys_private),
         cmocka_unit_test(bad_calls),
         cmocka_unit_test(threads),
         cmocka_unit_test(fork_child),

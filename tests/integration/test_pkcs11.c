@@ -187,6 +187,43 @@ static void test_initialize(void **state)
     assert_memory_equal(info.manufacturerID, "gmpool ", 7);
 }
 
+/* Threads racing to initialise: exactly one wins, the module ends up
+ * with one set of slots. */
+static pthread_barrier_t g_init_barrier;
+
+static void *init_racer(void *arg)
+{
+    (void)arg;
+    CK_C_INITIALIZE_ARGS os = {.flags = CKF_OS_LOCKING_OK};
+    pthread_barrier_wait(&g_init_barrier);
+    return (void *)(uintptr_t)F->C_Initialize(&os);
+}
+
+static void test_initialize_race(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 20; round++) {
+        assert_int_equal(F->C_Finalize(NULL), CKR_OK);
+        pthread_t th[6];
+        pthread_barrier_init(&g_init_barrier, NULL, 6);
+        for (int i = 0; i < 6; i++)
+            assert_int_equal(pthread_create(&th[i], NULL, init_racer, NULL), 0);
+        int won = 0;
+        for (int i = 0; i < 6; i++) {
+            void *r;
+            pthread_join(th[i], &r);
+            CK_RV rv = (CK_RV)(uintptr_t)r;
+            assert_true(rv == CKR_OK || rv == CKR_CRYPTOKI_ALREADY_INITIALIZED);
+            won += rv == CKR_OK;
+        }
+        pthread_barrier_destroy(&g_init_barrier);
+        assert_int_equal(won, 1);
+        CK_ULONG n = 0;
+        assert_int_equal(F->C_GetSlotList(CK_TRUE, NULL, &n), CKR_OK);
+        assert_int_equal(n, 2);
+    }
+}
+
 /* ---- token, slots, login ---- */
 
 static void test_token(void **state)
@@ -602,6 +639,26 @@ static void test_lengths_and_order(void **state)
     assert_int_equal(n, 112);
     assert_int_equal(F->C_Encrypt(s, in, 100, out, &n),
                      CKR_OPERATION_NOT_INITIALIZED);
+    /* empty updates (NULL data) are no-ops for every kind of operation */
+    CK_MECHANISM ctr_m = {CKM_SM4_CTR, NULL, 0}, mac_m = {CKM_SM4_MAC, NULL, 0};
+    CK_AES_CTR_PARAMS cp = {128, {0}};
+    uint8_t scratch[32];
+    ctr_m.pParameter = &cp;
+    ctr_m.ulParameterLen = sizeof cp;
+    CK_MECHANISM *empties[] = {&pad, &ctr_m};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(F->C_EncryptInit(s, empties[i], k), CKR_OK);
+        n = sizeof scratch;
+        assert_int_equal(F->C_EncryptUpdate(s, NULL, 0, scratch, &n), CKR_OK);
+        assert_int_equal(n, 0);
+        n = sizeof scratch;
+        assert_int_equal(F->C_EncryptFinal(s, scratch, &n), CKR_OK);
+    }
+    assert_int_equal(F->C_SignInit(s, &mac_m, k), CKR_OK);
+    assert_int_equal(F->C_SignUpdate(s, NULL, 0), CKR_OK);
+    n = sizeof scratch;
+    assert_int_equal(F->C_SignFinal(s, scratch, &n), CKR_OK);
+    assert_int_equal(n, 16);
     /* CBC_PAD decryption: the bound, then an exact buffer smaller than it */
     assert_int_equal(F->C_DecryptInit(s, &pad, k), CKR_OK);
     CK_ULONG bn = 0;
@@ -842,6 +899,42 @@ static void test_token_objects_persist(void **state)
     assert_int_equal(F->C_CloseSession(s), CKR_OK);
 }
 
+/* A daemon restart under a live module: the login is repeated on the new
+ * pool session, so the user's private token key works on; once the PIN
+ * has changed meanwhile, the repeat fails and the session is public. */
+static void test_login_survives_restart(void **state)
+{
+    (void)state;
+    CK_SESSION_HANDLE s = open_rw(0);
+    login(s);
+    CK_OBJECT_HANDLE k = gen_key(s, CKM_SM4_KEY_GEN, 16, true, "relogin",
+                                 CKR_OK);
+    CK_MECHANISM ecb = {CKM_SM4_ECB, NULL, 0};
+    uint8_t in[32] = {1}, c1[32], c2[32];
+    CK_ULONG n = sizeof c1;
+    assert_int_equal(F->C_EncryptInit(s, &ecb, k), CKR_OK);
+    assert_int_equal(F->C_Encrypt(s, in, 32, c1, &n), CKR_OK);
+    gmpt_restart(g_d);
+    CK_SESSION_INFO si;
+    assert_int_equal(F->C_GetSessionInfo(s, &si), CKR_OK);
+    assert_int_equal(si.state, CKS_RW_USER_FUNCTIONS);
+    n = sizeof c2;
+    assert_int_equal(F->C_EncryptInit(s, &ecb, k), CKR_OK);
+    assert_int_equal(F->C_Encrypt(s, in, 32, c2, &n), CKR_OK);
+    assert_memory_equal(c1, c2, 32);
+    /* the operator changes the PIN, then the daemon restarts */
+    set_pin("default", "other-pin");
+    gmpt_restart(g_d);
+    assert_int_equal(F->C_EncryptInit(s, &ecb, k), CKR_KEY_HANDLE_INVALID);
+    assert_int_equal(F->C_GetSessionInfo(s, &si), CKR_OK);
+    assert_int_equal(si.state, CKS_RW_PUBLIC_SESSION);
+    assert_int_equal(F->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR) "other-pin", 9),
+                     CKR_OK);
+    assert_int_equal(F->C_DestroyObject(s, k), CKR_OK);
+    assert_int_equal(F->C_CloseSession(s), CKR_OK);
+    set_pin("default", PIN);
+}
+
 /* Ten wrong PINs in a row lock the token until the operator sets a new
  * PIN; the count survives a new module instance (it is in the pool). */
 static void test_pin_lockout(void **state)
@@ -968,6 +1061,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_interfaces),
         cmocka_unit_test(test_initialize),
+        cmocka_unit_test(test_initialize_race),
         cmocka_unit_test(test_token),
         cmocka_unit_test(test_login),
         cmocka_unit_test(test_known_answers),
@@ -976,6 +1070,7 @@ int main(void)
         cmocka_unit_test(test_lengths_and_order),
         cmocka_unit_test(test_objects),
         cmocka_unit_test(test_token_objects_persist),
+        cmocka_unit_test(test_login_survives_restart),
         cmocka_unit_test(test_pin_lockout),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_fork),

@@ -107,7 +107,7 @@ check "queue threshold" "$GMPOOLCTL" queue threshold 0 10 50
 "$GMPOOLCTL" queue threshold 9 1 >/dev/null 2>&1 && bad "level 9 accepted" || ok "level 9 refused"
 "$GMPOOLCTL" frobnicate >/dev/null 2>&1 && bad "bad command accepted" || ok "bad command refused"
 "$GMPOOLCTL" status >"$work/status"
-grep -q "BYTES/s" "$work/status" && grep -q "HEARTBEAT_MS" "$work/status" && ok "status table" || bad "status"
+grep -q "BYTES/s" "$work/status" && grep -q "HEARTBEAT_AGE_MS" "$work/status" && ok "status table" || bad "status"
 check "tenant remove bob" "$GMPOOLCTL" tenant remove bob
 GMPOOL_CREDENTIALS="$work/bob.cred" "$GMPOOL_TOOL" sm3 "$work/in" >/dev/null 2>"$work/err"
 grep -q "authentication failed" "$work/err" && ok "removed tenant refused" || bad "removed tenant: $(cat "$work/err")"

@@ -1,6 +1,7 @@
 /* Store tests: files and modes, master key handling, tenants, keys,
- * isolation between VCMs, session purge, and that the database holds only
- * wrapped, authenticated secrets. */
+ * isolation between VCMs, session purge, that the database holds only
+ * wrapped, authenticated secrets, and the SDF tables of schema 3
+ * (internal keys by index, key passwords, files, migration from 2). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -709,6 +710,204 @@ static void test_threads(void **state)
     assert_int_equal(gmpd_tenant_count(f->s), 6);
 }
 
+/* ---- schema v3: SDF internal keys, key passwords, files ---- */
+
+static gmpd_key_attr internal_attr(uint32_t vcm, uint16_t type, uint32_t idx)
+{
+    gmpd_key_attr a = attr_of(vcm, GMP_KEYF_TOKEN | GMP_KEYF_SENSITIVE, 0,
+                              "sdf");
+    a.type = type;
+    a.idx = idx;
+    return a;
+}
+
+static void test_internal_keys_by_index(void **state)
+{
+    fixture *f = *state;
+    gmpd_tenant t, u;
+    uint8_t v[32], out[GMPD_KEY_MAX];
+    size_t len = 0;
+    uint32_t h = 0, h2 = 0;
+    memset(v, 0x42, sizeof v);
+    assert_int_equal(gmpd_tenant_add(f->s, "alpha", &t), GMP_OK);
+    assert_int_equal(gmpd_tenant_add(f->s, "beta", &u), GMP_OK);
+    gmpd_key_attr a = internal_attr(t.vcm, GMPD_KEY_SM2_SIGN, 7);
+    assert_int_equal(gmpd_key_put(f->s, &a, v, 32, &h), GMP_OK);
+    /* one key of a type per index; another type or VCM may share it */
+    assert_int_equal(gmpd_key_put(f->s, &a, v, 32, &h2), GMP_ERR_EXISTS);
+    a.type = GMPD_KEY_SM2_ENC;
+    assert_int_equal(gmpd_key_put(f->s, &a, v, 32, &h2), GMP_OK);
+    gmpd_key_attr b = internal_attr(u.vcm, GMPD_KEY_SM2_SIGN, 7);
+    assert_int_equal(gmpd_key_put(f->s, &b, v, 32, &h2), GMP_OK);
+
+    gmpd_key_attr g;
+    assert_int_equal(gmpd_key_get_idx(f->s, t.vcm, GMPD_KEY_SM2_SIGN, 7, &g,
+                                      out, sizeof out, &len), GMP_OK);
+    assert_int_equal(g.handle, h);
+    assert_int_equal(g.idx, 7);
+    assert_int_equal(len, 32);
+    assert_memory_equal(out, v, 32);
+    assert_int_equal(gmpd_key_get_idx(f->s, t.vcm, GMPD_KEY_SM2_SIGN, 8, &g,
+                                      out, sizeof out, &len),
+                     GMP_ERR_NOT_FOUND);
+    assert_int_equal(gmpd_key_get_idx(f->s, t.vcm, GMPD_KEY_KEK, 7, &g, out,
+                                      sizeof out, &len), GMP_ERR_NOT_FOUND);
+    assert_int_equal(gmpd_key_get_idx(f->s, t.vcm, GMPD_KEY_SM2_SIGN, 0, &g,
+                                      out, sizeof out, &len), GMP_ERR_ARG);
+
+    /* an index only with an internal type, and an internal type only
+     * with an index */
+    gmpd_key_attr bad = attr_of(t.vcm, GMP_KEYF_TOKEN, 0, "x");
+    bad.idx = 3;
+    assert_int_equal(gmpd_key_put(f->s, &bad, v, 16, &h2), GMP_ERR_ARG);
+    bad = internal_attr(t.vcm, GMPD_KEY_KEK, 0);
+    assert_int_equal(gmpd_key_put(f->s, &bad, v, 16, &h2), GMP_ERR_ARG);
+
+    /* the index is bound into the wrapping: moving a key to another
+     * index is caught */
+    sql_on(f, "UPDATE keys SET idx = 9 WHERE handle = ?2", h, NULL, 0);
+    assert_int_equal(gmpd_key_get_idx(f->s, t.vcm, GMPD_KEY_SM2_SIGN, 9, &g,
+                                      out, sizeof out, &len),
+                     GMP_ERR_INTERNAL);
+}
+
+static void test_key_passwords(void **state)
+{
+    fixture *f = *state;
+    gmpd_tenant t;
+    gmpd_pin p;
+    uint8_t rec[40], blob[256];
+    memset(rec, 0x17, sizeof rec);
+    assert_int_equal(gmpd_tenant_add(f->s, "alpha", &t), GMP_OK);
+    assert_int_equal(gmpd_keypin_get(f->s, t.vcm, 1, &p), GMP_OK);
+    assert_int_equal(p.len, 0); /* none yet */
+    assert_int_equal(gmpd_keypin_set(f->s, t.vcm, 1, rec, sizeof rec),
+                     GMP_OK);
+    assert_int_equal(gmpd_keypin_set(f->s, t.vcm, 2, rec, sizeof rec),
+                     GMP_OK);
+    assert_int_equal(gmpd_keypin_fails(f->s, t.vcm, 1, 3), GMP_OK);
+    assert_int_equal(gmpd_keypin_get(f->s, t.vcm, 1, &p), GMP_OK);
+    assert_int_equal(p.len, sizeof rec);
+    assert_int_equal(p.fails, 3);
+    assert_memory_equal(p.rec, rec, sizeof rec);
+    /* a new record clears the count */
+    assert_int_equal(gmpd_keypin_set(f->s, t.vcm, 1, rec, sizeof rec),
+                     GMP_OK);
+    assert_int_equal(gmpd_keypin_get(f->s, t.vcm, 1, &p), GMP_OK);
+    assert_int_equal(p.fails, 0);
+    assert_int_equal(gmpd_keypin_set(f->s, t.vcm, 0, rec, sizeof rec),
+                     GMP_ERR_ARG);
+    /* a record copied to another index fails its MAC */
+    int n = blob_of(f, "SELECT rec FROM sdf_pins WHERE idx = ?1", 1, blob,
+                    sizeof blob);
+    sql_on(f, "UPDATE sdf_pins SET rec = ?1 WHERE idx = ?2", 2, blob, n);
+    assert_int_equal(gmpd_keypin_get(f->s, t.vcm, 2, &p), GMP_ERR_INTERNAL);
+    assert_int_equal(gmpd_keypin_set(f->s, t.vcm, 1, NULL, 0), GMP_OK);
+    assert_int_equal(gmpd_keypin_get(f->s, t.vcm, 1, &p), GMP_OK);
+    assert_int_equal(p.len, 0);
+}
+
+static void test_files(void **state)
+{
+    fixture *f = *state;
+    gmpd_tenant t, u;
+    const uint8_t name[] = "cert\0bin"; /* names are bytes, NUL included */
+    uint8_t buf[64], data[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+    size_t len;
+    uint64_t used = 0;
+    assert_int_equal(gmpd_tenant_add(f->s, "alpha", &t), GMP_OK);
+    assert_int_equal(gmpd_tenant_add(f->s, "beta", &u), GMP_OK);
+    assert_int_equal(gmpd_file_create(f->s, t.vcm, name, 8, 32, 100),
+                     GMP_OK);
+    assert_int_equal(gmpd_file_create(f->s, t.vcm, name, 8, 32, 100),
+                     GMP_ERR_EXISTS);
+    assert_int_equal(gmpd_file_create(f->s, t.vcm, name, 4, 69, 100),
+                     GMP_ERR_LIMIT); /* 32 + 69 > 100 */
+    assert_int_equal(gmpd_file_create(f->s, t.vcm, name, 4, 68, 100),
+                     GMP_OK);
+    assert_int_equal(gmpd_file_used(f->s, t.vcm, &used), GMP_OK);
+    assert_int_equal(used, 100);
+    /* another VCM has its own names and space */
+    assert_int_equal(gmpd_file_create(f->s, u.vcm, name, 8, 100, 100),
+                     GMP_OK);
+
+    assert_int_equal(gmpd_file_write(f->s, t.vcm, name, 8, 30, data, 2),
+                     GMP_OK);
+    assert_int_equal(gmpd_file_write(f->s, t.vcm, name, 8, 30, data, 3),
+                     GMP_ERR_LENGTH);
+    assert_int_equal(gmpd_file_write(f->s, t.vcm, name, 8, 33, data, 0),
+                     GMP_ERR_ARG);
+    len = sizeof buf; /* more than there is: the rest of the file */
+    assert_int_equal(gmpd_file_read(f->s, t.vcm, name, 8, 28, buf, &len),
+                     GMP_OK);
+    assert_int_equal(len, 4);
+    const uint8_t want[4] = {0, 0, 1, 2};
+    assert_memory_equal(buf, want, 4);
+    len = 4;
+    assert_int_equal(gmpd_file_read(f->s, t.vcm, name, 8, 32, buf, &len),
+                     GMP_OK);
+    assert_int_equal(len, 0);
+    assert_int_equal(gmpd_file_read(f->s, t.vcm, name, 8, 33, buf, &len),
+                     GMP_ERR_ARG);
+    len = 4;
+    assert_int_equal(gmpd_file_read(f->s, u.vcm, name, 8, 30, buf, &len),
+                     GMP_OK);
+    assert_int_equal(buf[0], 0); /* beta's file is its own */
+
+    assert_int_equal(gmpd_file_delete(f->s, t.vcm, name, 8), GMP_OK);
+    assert_int_equal(gmpd_file_delete(f->s, t.vcm, name, 8),
+                     GMP_ERR_NOT_FOUND);
+    len = 4;
+    assert_int_equal(gmpd_file_read(f->s, t.vcm, name, 8, 0, buf, &len),
+                     GMP_ERR_NOT_FOUND);
+    uint8_t long_name[GMPD_FILE_NAME_MAX + 1] = {0};
+    assert_int_equal(gmpd_file_create(f->s, t.vcm, long_name,
+                                      sizeof long_name, 1, 100),
+                     GMP_ERR_ARG);
+    assert_int_equal(gmpd_file_create(f->s, t.vcm, name, 0, 1, 100),
+                     GMP_ERR_ARG);
+    /* removing a tenant removes its files and key passwords */
+    uint8_t rec[8] = {1};
+    assert_int_equal(gmpd_keypin_set(f->s, u.vcm, 1, rec, sizeof rec),
+                     GMP_OK);
+    assert_int_equal(gmpd_tenant_remove(f->s, "beta"), GMP_OK);
+    assert_int_equal(gmpd_file_used(f->s, u.vcm, &used), GMP_OK);
+    assert_int_equal(used, 0);
+    gmpd_pin p;
+    assert_int_equal(gmpd_keypin_get(f->s, u.vcm, 1, &p), GMP_OK);
+    assert_int_equal(p.len, 0);
+}
+
+/* A version 2 database (keys, no SDF tables) opens as version 3 with its
+ * keys intact. */
+static void test_migration_from_v2(void **state)
+{
+    fixture *f = *state;
+    gmpd_tenant t;
+    uint8_t v[16] = {7, 7, 7}, out[GMPD_KEY_MAX];
+    size_t len = 0;
+    assert_int_equal(gmpd_tenant_add(f->s, "alpha", &t), GMP_OK);
+    uint32_t h = put_key(f, t.vcm, GMP_KEYF_TOKEN, 0, v, sizeof v);
+    gmpd_store_close(f->s);
+    f->s = NULL;
+    sql_on(f, "DROP TABLE sdf_pins", 0, NULL, 0);
+    sql_on(f, "DROP TABLE sdf_files", 0, NULL, 0);
+    sql_on(f, "DROP INDEX keys_idx", 0, NULL, 0);
+    sql_on(f, "ALTER TABLE keys DROP COLUMN idx", 0, NULL, 0);
+    sql_on(f, "PRAGMA user_version = 2", 0, NULL, 0);
+    assert_int_equal(gmpd_store_open(&f->s, f->dir, f->err, sizeof f->err),
+                     GMP_OK);
+    assert_int_equal(gmpd_key_get(f->s, t.vcm, h, NULL, out, sizeof out,
+                                  &len), GMP_OK);
+    assert_memory_equal(out, v, sizeof v);
+    gmpd_key_attr a = internal_attr(t.vcm, GMPD_KEY_KEK, 1);
+    assert_int_equal(gmpd_key_put(f->s, &a, v, sizeof v, &h), GMP_OK);
+    assert_int_equal(gmpd_file_create(f->s, t.vcm, v, 3, 16, 64), GMP_OK);
+    assert_int_equal(reopen(f), GMP_OK);
+    assert_int_equal(gmpd_key_get_idx(f->s, t.vcm, GMPD_KEY_KEK, 1, NULL,
+                                      out, sizeof out, &len), GMP_OK);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -733,6 +932,10 @@ int main(void)
         T(test_db_checks),
         T(test_db_has_no_cleartext),
         T(test_threads),
+        T(test_internal_keys_by_index),
+        T(test_key_passwords),
+        T(test_files),
+        T(test_migration_from_v2),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -29,16 +29,41 @@ static void on_start(void *arg, uint64_t task, uint32_t vcm, uint64_t st,
     }
 }
 
-static const gmpd_ttsa_ops ops = {.task_start = on_start};
+/* vcm_start refuses while this is set (a driver out of nodes) */
+static bool refuse_start;
+static int n_vcm_start;
+
+static int on_vcm_start(void *arg, uint32_t vcm, uint32_t host,
+                        const gmpd_ttsa_res *type)
+{
+    (void)arg, (void)vcm, (void)host, (void)type;
+    n_vcm_start++;
+    return refuse_start ? -1 : 0;
+}
+
+/* host_power refuses while this is set */
+static bool refuse_power;
+
+static int on_host_power(void *arg, uint32_t host, bool on)
+{
+    (void)arg, (void)host, (void)on;
+    return refuse_power ? -1 : 0;
+}
+
+static const gmpd_ttsa_ops ops = {.task_start = on_start,
+                                  .vcm_start = on_vcm_start,
+                                  .host_power = on_host_power};
 
 static gmpd_ttsa *mk(gmpd_ttsa_variant v, void (*tweak)(gmpd_ttsa_params *))
 {
     gmpd_ttsa_params p;
     gmpd_ttsa_defaults(&p);
     p.variant = v;
+    p.period_ns = S_;   /* the tests tick in seconds */
     if (tweak)
         tweak(&p);
-    n_started = 0;
+    n_started = n_vcm_start = 0;
+    refuse_start = refuse_power = false;
     gmpd_ttsa *s = gmpd_ttsa_new(&p, &ops, NULL);
     assert_non_null(s);
     return s;
@@ -165,6 +190,12 @@ static void two_types(gmpd_ttsa_params *p)
     p->types[1] = (gmpd_ttsa_res){500, 128, 1000};
 }
 
+static void one_type(gmpd_ttsa_params *p)
+{
+    p->n_types = 1;
+    p->types[0] = (gmpd_ttsa_res){1000, 256, 1000};
+}
+
 /* Hosts of 2500 MIPS: h1 = 1000 + 500 + 500, h2 = 1000 + 1000, so 500
  * MIPS are free on each and a 1000-MIPS VCM fits nowhere.  Every VCM is
  * busy until 3 s.  Host 3 is off. */
@@ -244,6 +275,81 @@ static void test_scaleup_step3(void **state)
     gmpd_ttsa_free(s);
 }
 
+/* Defect 5: step 2 migrates only when the VCM it makes room for can be
+ * created: here the driver refuses every new VCM, so nothing moves, on
+ * this pass or the next. */
+static void test_scaleup_step2_needs_start(void **state)
+{
+    (void)state;
+    gmpd_ttsa *s = scaleup_pool(GMPD_TTSA, 2500);
+    refuse_start = true;
+    gmpd_ttsa_submit(s, 10, X_LEN, X_DUE, 0);
+    gmpd_ttsa_submit(s, 11, X_LEN, X_DUE, 0);
+    gmpd_ttsa_stats st = stats(s, 0);
+    assert_true(n_vcm_start > 5);          /* it was asked */
+    assert_int_equal(st.scale_up[0] + st.scale_up[1], 0);
+    assert_int_equal(st.migrations, 0);
+    assert_int_equal(vcm_host(s, 2), 1);
+    gmpd_ttsa_free(s);
+}
+
+/* Step 2 never moves a VCM onto a server that is still booting: h2 is
+ * full, so task 10 powers on h3 (step 3); task 11 could then have room
+ * on h1 by moving a 500-MIPS VCM to h3, but h3 is not up for 20 s. */
+static void test_scaleup_step2_not_to_booting(void **state)
+{
+    (void)state;
+    gmpd_ttsa *s = scaleup_pool(GMPD_TTSA, 2000);
+    gmpd_ttsa_submit(s, 10, X_LEN, X_DUE, 0);
+    assert_int_equal(stats(s, 0).scale_up[2], 1);
+    gmpd_ttsa_submit(s, 11, X_LEN, X_DUE, 0);
+    gmpd_ttsa_stats st = stats(s, 0);
+    assert_int_equal(st.migrations, 0);
+    assert_int_equal(st.scale_up[1], 0);
+    gmpd_ttsa_free(s);
+}
+
+/* Step 3 waits for a booting server only while that server has room for
+ * another VCM: h2 takes one VCM, so once it is taken a backlog may boot
+ * h3 at the same time. */
+static void test_scaleup_step3_parallel(void **state)
+{
+    (void)state;
+    gmpd_ttsa *s = mk(GMPD_NMTTSA, one_type);
+    vcm(s, host(s, 1000, 1000, true), 0);
+    host(s, 1000, 1000, false);
+    host(s, 1000, 1000, false);
+    gmpd_ttsa_submit(s, 1, 100000, 1000 * S_, 0);   /* V1 busy 100 s */
+    gmpd_ttsa_submit(s, 2, 1000, 22 * S_, 0);   /* 21 + 1 s on h2 */
+    assert_int_equal(stats(s, 0).hosts_on, 2);
+    gmpd_ttsa_submit(s, 3, 1000, 22 * S_, 0);
+    gmpd_ttsa_stats st = stats(s, 0);
+    assert_int_equal(st.hosts_on, 3);
+    assert_int_equal(st.scale_up[2], 2);
+    gmpd_ttsa_free(s);
+}
+
+/* Defect 2: the cost of a pass.  A backlog of 40 tasks that all miss
+ * (due in 0.5 s, ct is 1 s) is re-planned at every arrival: step 2's
+ * trials (every server, every type) run once per type per pass and after
+ * each VCM made, not again for each waiting task. */
+static void test_scaleup_cost(void **state)
+{
+    (void)state;
+    gmpd_ttsa *s = scaleup_pool(GMPD_TTSA, 2500);
+    gmpd_ttsa_stats st0 = stats(s, 0);
+    for (uint64_t id = 10; id < 50; id++)
+        gmpd_ttsa_submit(s, id, 1000, S_ / 2, 0);
+    gmpd_ttsa_stats st = stats(s, 0);
+    uint64_t plans = st.plans - st0.plans;
+    uint64_t made = st.scale_up[0] + st.scale_up[1] + st.scale_up[2];
+    assert_int_equal(plans, 40);
+    assert_true(st.planned - st0.planned > 500);   /* a real backlog */
+    /* 2 types x 2 servers up, per pass and per VCM made */
+    assert_true(st.trials - st0.trials <= (plans + made) * 2 * 2);
+    gmpd_ttsa_free(s);
+}
+
 static void long_grace(gmpd_ttsa_params *p)
 {
     p->idle_grace_ns = 1000 * S_;   /* no VCM is shut: only step 2 */
@@ -286,6 +392,37 @@ static void test_consolidation(void **state)
     gmpd_ttsa_free(s);
 }
 
+/* Defect 4: consolidation counts what it already moved onto a server in
+ * the same pass.  D runs 7 busy VCMs (700 Mb/s, inside the band); S1 and
+ * S2 run one each (100 Mb/s, under it).  D has room under 850 Mb/s for
+ * one of them, not both. */
+static void test_consolidation_band(void **state)
+{
+    (void)state;
+    gmpd_ttsa *s = mk(GMPD_TTSA, long_grace);
+    uint32_t d = host(s, 10000, 1000, true);
+    for (int i = 0; i < 7; i++)
+        vcm(s, d, 0);
+    for (uint64_t id = 1; id <= 7; id++)
+        gmpd_ttsa_submit(s, id, 100000, 1000 * S_, 0);
+    uint32_t s1 = host(s, 10000, 1000, true), s2 = host(s, 10000, 1000, true);
+    vcm(s, s1, 0), vcm(s, s2, 0);
+    gmpd_ttsa_submit(s, 8, 100000, 1000 * S_, 0);
+    gmpd_ttsa_submit(s, 9, 100000, 1000 * S_, 0);
+    gmpd_ttsa_host_info hi[3];
+    gmpd_ttsa_hosts(s, hi, 3);
+    assert_true(fabs(hi[0].thr_mbps - 700) < 1e-6);
+    assert_true(fabs(hi[1].thr_mbps - 100) < 1e-6);
+    assert_true(fabs(hi[2].thr_mbps - 100) < 1e-6);
+    gmpd_ttsa_tick(s, S_);
+    gmpd_ttsa_stats st = stats(s, S_);
+    assert_int_equal(st.consolidations, 1);
+    assert_int_equal(st.hosts_on, 2);
+    gmpd_ttsa_hosts(s, hi, 3);
+    assert_true(fabs(hi[0].thr_mbps - 800) < 1e-6);   /* not 900 */
+    gmpd_ttsa_free(s);
+}
+
 static void no_grace(gmpd_ttsa_params *p)
 {
     p->idle_grace_ns = 0;
@@ -323,6 +460,162 @@ static void test_band(void **state)
     gmpd_ttsa_tick(s, 2 * S_ + 2);
     st = stats(s, 2 * S_ + 2);
     assert_true(st.vcms_stopped >= 9);
+    gmpd_ttsa_free(s);
+}
+
+/* Defect 1: tasks that miss wherever they go are planned last, but they
+ * still occupy their VCM.  ScaleUp must see that: V1 is busy to 1.2 s and
+ * tasks 2-5 (1 s each, due at 1.5 s) cannot make it anywhere.  A new VCM
+ * (ready at 1 s) finishes each at 2 s; stacked on V1 and the VCMs already
+ * made they would end at 2.2, 3 s and later, so each gets its own VCM. */
+static void test_scaleup_counts_late_tasks(void **state)
+{
+    (void)state;
+    gmpd_ttsa *s = mk(GMPD_TTSA, one_type);
+    vcm(s, host(s, 10000, 1000, true), 0);
+    gmpd_ttsa_submit(s, 1, 1200, 100 * S_, 0);
+    for (uint64_t id = 2; id <= 5; id++)
+        gmpd_ttsa_submit(s, id, 1000, S_ + S_ / 2, 0);
+    gmpd_ttsa_stats st = stats(s, 0);
+    assert_int_equal(st.scale_up[0], 4);
+    assert_int_equal(st.vcms, 5);
+    gmpd_ttsa_task_info w[8];
+    assert_int_equal(gmpd_ttsa_window(s, w, 8), 4);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(w[i].st, S_);   /* each starts when its VCM is up */
+    gmpd_ttsa_free(s);
+}
+
+/* Defect 3: a bound task (gmpd_ttsa_place) that ends early, or leaves the
+ * queue before it starts, frees its VCM then, not when the model expected.
+ * The host has room for a second VCM, so a stale ready time would show as
+ * an unneeded ScaleUp. */
+static void test_early_end_frees_vcm(void **state)
+{
+    (void)state;
+    for (int queued = 0; queued < 2; queued++) {
+        gmpd_ttsa *s = mk(GMPD_TTSA, one_type);
+        uint32_t v1 = vcm(s, host(s, 2000, 1000, true), 0), v;
+        assert_int_equal(gmpd_ttsa_place(s, 1, 10000, 100 * S_, 0, &v), 0);
+        assert_int_equal(gmpd_ttsa_place(s, 2, 1000, 100 * S_, 0, &v), 0);
+        assert_int_equal(v, v1);              /* queued behind task 1 */
+        if (queued) {
+            /* task 2 leaves the queue; task 1 runs on to 10 s */
+            assert_int_equal(gmpd_ttsa_finish(s, 2, S_), 0);
+            assert_int_equal(gmpd_ttsa_place(s, 3, 1000, 11 * S_ + S_ / 2, S_,
+                                             &v), 0);
+        } else {
+            /* both end early (aborted): the VCM is free at 1.5 s */
+            assert_int_equal(gmpd_ttsa_finish(s, 1, S_), 0);
+            assert_int_equal(gmpd_ttsa_finish(s, 2, S_ + S_ / 2), 0);
+            assert_int_equal(gmpd_ttsa_place(s, 3, 1000, 3 * S_, S_ + S_ / 2,
+                                             &v), 0);
+        }
+        assert_int_equal(v, v1);
+        assert_int_equal(stats(s, 2 * S_).scale_up[0], 0);
+        gmpd_ttsa_free(s);
+    }
+}
+
+/* A task the driver gives up on leaves the model as dropped, not
+ * finished, and frees its VCM at once. */
+static void test_drop(void **state)
+{
+    (void)state;
+    gmpd_ttsa *s = mk(GMPD_TTSA, one_type);
+    uint32_t v1 = vcm(s, host(s, 2000, 1000, true), 0), v;
+    assert_int_equal(gmpd_ttsa_place(s, 1, 10000, 100 * S_, 0, &v), 0);
+    assert_int_equal(gmpd_ttsa_place(s, 2, 1000, 100 * S_, 0, &v), 0);
+    assert_int_equal(gmpd_ttsa_drop(s, 1, S_), 0);   /* running */
+    assert_int_equal(gmpd_ttsa_drop(s, 2, S_), 0);   /* it had started */
+    gmpd_ttsa_stats st = stats(s, S_);
+    assert_int_equal(st.dropped, 2);
+    assert_int_equal(st.finished, 0);
+    assert_int_equal(gmpd_ttsa_drop(s, 2, S_), -1);
+    assert_int_equal(gmpd_ttsa_place(s, 3, 1000, 2 * S_ + 1, S_, &v), 0);
+    assert_int_equal(v, v1);
+    assert_int_equal(stats(s, S_).scale_up[0], 0);
+    gmpd_ttsa_free(s);
+}
+
+static void keep_none(gmpd_ttsa_params *p)
+{
+    p->min_vcms = 0;
+}
+
+/* Without the rolling window a task waits in the window only while there
+ * is no VCM at all.  Once planned on a VCM that is not up yet and then
+ * removed, it must not keep that VCM from ever looking idle (the VCM kept
+ * a pointer to the freed task). */
+static void test_nr_window_drop(void **state)
+{
+    (void)state;
+    gmpd_ttsa *s = mk(GMPD_NRTTSA, keep_none);
+    host(s, 10000, 1000, false);
+    refuse_power = true;                 /* nowhere to go: it waits */
+    gmpd_ttsa_submit(s, 1, 1000, 100 * S_, 0);
+    assert_int_equal(stats(s, 0).window, 1);
+    refuse_power = false;                /* task 2 boots the host */
+    gmpd_ttsa_submit(s, 2, 1000, 100 * S_, 0);
+    gmpd_ttsa_tick(s, S_);               /* plans task 1 there too */
+    gmpd_ttsa_task_info w[4];
+    assert_int_equal(gmpd_ttsa_window(s, w, 4), 2);
+    assert_int_equal(w[0].vcm, 1);
+    assert_int_equal(w[0].st, 22 * S_);  /* behind task 2, bound there */
+    assert_int_equal(gmpd_ttsa_finish(s, 1, 2 * S_), 0);
+    assert_int_equal(stats(s, 2 * S_).dropped, 1);
+    for (uint64_t t = 3 * S_; t < 40 * S_; t += S_) {
+        gmpd_ttsa_tick(s, t);
+        if (t == 22 * S_)                /* runs from 21 to 22 s */
+            assert_int_equal(gmpd_ttsa_finish(s, 2, t), 0);
+    }
+    assert_int_equal(stats(s, 40 * S_).vcms_stopped, 1);
+    gmpd_ttsa_free(s);
+}
+
+static void one_type_long_grace(gmpd_ttsa_params *p)
+{
+    one_type(p);
+    long_grace(p);
+}
+
+/* h1 with all 10 VCMs busy: the tasks can only make their deadlines by
+ * starting at once, so placement runs the server over the band. */
+static gmpd_ttsa *over_band_pool(gmpd_ttsa_variant var, bool h2_on)
+{
+    gmpd_ttsa *s = mk(var, one_type_long_grace);
+    uint32_t h1 = host(s, 10000, 1000, true);
+    host(s, 10000, 1000, h2_on);
+    for (int i = 0; i < 10; i++)
+        vcm(s, h1, 0);
+    for (uint64_t id = 1; id <= 10; id++)
+        gmpd_ttsa_submit(s, id, 100000, 100 * S_, 0);
+    gmpd_ttsa_host_info hi[2];
+    gmpd_ttsa_hosts(s, hi, 2);
+    assert_true(fabs(hi[0].thr_mbps - 1000) < 1e-6);
+    return s;
+}
+
+/* R11's second trigger: a server above the band's top.  With migration,
+ * busy VCMs move off it (live) until it is back under 850 Mb/s; without,
+ * ScaleUp powers on a server for new work. */
+static void test_above_band(void **state)
+{
+    (void)state;
+    gmpd_ttsa *s = over_band_pool(GMPD_TTSA, true);
+    gmpd_ttsa_tick(s, S_);
+    gmpd_ttsa_host_info hi[2];
+    gmpd_ttsa_hosts(s, hi, 2);
+    assert_true(fabs(hi[0].thr_mbps - 800) < 1e-6);
+    assert_true(fabs(hi[1].thr_mbps - 200) < 1e-6);
+    assert_int_equal(stats(s, S_).migrations, 2);
+    gmpd_ttsa_free(s);
+
+    s = over_band_pool(GMPD_NMTTSA, false);
+    gmpd_ttsa_tick(s, S_);
+    gmpd_ttsa_stats st = stats(s, S_);
+    assert_int_equal(st.migrations, 0);
+    assert_int_equal(st.hosts_on, 2);
     gmpd_ttsa_free(s);
 }
 
@@ -379,8 +672,18 @@ int main(void)
         cmocka_unit_test(test_scaleup_step1),
         cmocka_unit_test(test_scaleup_step2),
         cmocka_unit_test(test_scaleup_step3),
+        cmocka_unit_test(test_scaleup_step3_parallel),
+        cmocka_unit_test(test_scaleup_cost),
+        cmocka_unit_test(test_scaleup_step2_needs_start),
+        cmocka_unit_test(test_scaleup_step2_not_to_booting),
         cmocka_unit_test(test_consolidation),
+        cmocka_unit_test(test_consolidation_band),
         cmocka_unit_test(test_band),
+        cmocka_unit_test(test_scaleup_counts_late_tasks),
+        cmocka_unit_test(test_early_end_frees_vcm),
+        cmocka_unit_test(test_drop),
+        cmocka_unit_test(test_nr_window_drop),
+        cmocka_unit_test(test_above_band),
         cmocka_unit_test(test_params),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
