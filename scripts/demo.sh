@@ -1,9 +1,9 @@
 #!/bin/sh
 # The main job: install, build, start gmpoold on its embedded defaults (a
 # throw-away data dir unless GMPOOL_DATA_DIR is set), push real SM3 and SM4
-# work through the pool (the gmpool tool, the OpenSSL provider and the
-# PKCS#11 module) and check it against the openssl command, show the pool's
-# status, stop the daemon.
+# work through the pool (the gmpool tool, the OpenSSL provider, the PKCS#11
+# module and the SDF library) and check it against the openssl command,
+# show the pool's status, stop the daemon.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/deps.sh"
@@ -80,6 +80,14 @@ viap11=$(od -An -tx1 "$work/p11.sm3" | tr -d ' \n')
 echo "   pkcs11-tool --hash -m CKM_SM3: $viap11"
 [ "$viap11" = "$direct" ] || { echo "MISMATCH"; exit 1; }
 "$B/examples/pkcs11_sm4" "$M" 1234 "$work/payload" | sed 's/^/   /'
+
+echo "== the SDF library (GM/T 0018): a legacy crypto-card program, unchanged"
+"$B/tools/gmpoolctl" sdf kek add "$demo_tenant" 1 >/dev/null
+echo 'demo-pair-pw' | "$B/tools/gmpoolctl" sdf keypair add "$demo_tenant" 1 >/dev/null
+"$B/examples/sdf_legacy" "$work/payload" 1 1 demo-pair-pw >"$work/sdf.out"
+sed 's/^/   /' "$work/sdf.out"
+grep -q "^SM3= $direct" "$work/sdf.out" || { echo "MISMATCH"; exit 1; }
+grep -q "signature verified" "$work/sdf.out" || { echo "NOT VERIFIED"; exit 1; }
 unset GMPOOL_CREDENTIALS
 "$B/tools/gmpoolctl" tenant remove "$demo_tenant" >/dev/null
 
