@@ -820,32 +820,41 @@ GMP_API int gmp_cipher(gmp_client *c, gmp_alg alg, unsigned flags,
 
 /* ---- keystore ---- */
 
-static int key_ctrl(gmp_client *c, const uint8_t *req, size_t len,
-                    uint8_t **reply, size_t *reply_len)
+int gmp_key_ctrl(gmp_client *c, const gmpc_wbuf *w, uint8_t **reply,
+                 size_t *reply_len)
 {
     if (!c)
         return gmp_fail(GMP_ERR_ARG, "client is NULL");
-    return gmp_ctrl(c, GMPC_T_KEY, req, len, reply, reply_len);
+    if (w->overflow)
+        return gmp_fail(GMP_ERR_ARG, "key request too long");
+    return gmp_ctrl(c, GMPC_T_KEY, w->p, w->len, reply, reply_len);
 }
 
-static int key_create(gmp_client *c, uint8_t op_code, uint16_t type,
-                      uint32_t flags, const char *label, const uint8_t *value,
-                      size_t len, uint32_t *handle)
+/* IMPORT (value given) or GENERATE (value NULL, len bytes), with the front
+ * end's attribute blob stored in the same request. */
+GMP_API int gmp_key_create(gmp_client *c, uint16_t type, uint32_t flags,
+                           const char *label, const uint8_t *value, size_t len,
+                           const uint8_t *app, size_t app_len,
+                           uint32_t *handle)
 {
-    uint8_t req[256], *reply = NULL;
+    uint8_t req[32 + GMPC_MAX_NAME + GMP_MAX_KEY_LEN + GMP_KEY_APP_MAX];
+    uint8_t *reply = NULL;
     size_t rl = 0, ll = label ? strlen(label) : 0;
-    if (!handle || ll > GMPC_MAX_NAME || len > GMP_MAX_KEY_LEN)
+    if (!handle || ll > GMPC_MAX_NAME || len > GMP_MAX_KEY_LEN ||
+        (!app && app_len) || app_len > GMP_KEY_APP_MAX)
         return gmp_fail(GMP_ERR_ARG, "bad key arguments");
     gmpc_wbuf w = {req, sizeof req, 0, false};
-    gmpc_w_u8(&w, op_code);
+    gmpc_w_u8(&w, value ? GMPC_KEY_IMPORT : GMPC_KEY_GENERATE);
     gmpc_w_u16(&w, type);
     gmpc_w_u32(&w, flags);
     gmpc_w_blob(&w, label ? label : "", ll);
-    if (op_code == GMPC_KEY_IMPORT)
+    if (value)
         gmpc_w_blob(&w, value, len);
     else
         gmpc_w_u32(&w, (uint32_t)len);
-    int rc = key_ctrl(c, req, w.len, &reply, &rl);
+    if (app_len)
+        gmpc_w_blob(&w, app, app_len);
+    int rc = gmp_key_ctrl(c, &w, &reply, &rl);
     OPENSSL_cleanse(req, sizeof req);
     gmpc_rbuf r = {reply, rl, 0, false};
     if (rc == GMP_OK) {
@@ -863,23 +872,23 @@ GMP_API int gmp_key_import(gmp_client *c, uint16_t type, uint32_t flags,
 {
     if (!value)
         return gmp_fail(GMP_ERR_ARG, "value is NULL");
-    return key_create(c, GMPC_KEY_IMPORT, type, flags, label, value, len,
-                      handle);
+    return gmp_key_create(c, type, flags, label, value, len, NULL, 0, handle);
 }
 
 GMP_API int gmp_key_generate(gmp_client *c, uint16_t type, uint32_t flags,
                              const char *label, size_t len, uint32_t *handle)
 {
-    return key_create(c, GMPC_KEY_GENERATE, type, flags, label, NULL, len,
-                      handle);
+    return gmp_key_create(c, type, flags, label, NULL, len, NULL, 0, handle);
 }
 
 static int key_by_handle(gmp_client *c, uint8_t op_code, uint32_t handle,
                          uint8_t **reply, size_t *rl)
 {
-    uint8_t req[5] = {op_code, (uint8_t)(handle >> 24), (uint8_t)(handle >> 16),
-                      (uint8_t)(handle >> 8), (uint8_t)handle};
-    return key_ctrl(c, req, sizeof req, reply, rl);
+    uint8_t req[5];
+    gmpc_wbuf w = {req, sizeof req, 0, false};
+    gmpc_w_u8(&w, op_code);
+    gmpc_w_u32(&w, handle);
+    return gmp_key_ctrl(c, &w, reply, rl);
 }
 
 GMP_API int gmp_key_get_info(gmp_client *c, uint32_t handle,

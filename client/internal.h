@@ -35,6 +35,11 @@ int gmp_fail(int status, const char *fmt, ...)
 int gmp_ctrl(gmp_client *c, uint8_t type, const void *payload, size_t len,
              uint8_t **reply, size_t *reply_len);
 
+/* One KEY frame (keystore, token, SDF operations): the encoded request
+ * and its reply payload (malloc'd, the caller frees). */
+int gmp_key_ctrl(gmp_client *c, const gmpc_wbuf *w, uint8_t **reply,
+                 size_t *reply_len);
+
 /* The client's session of this process generation, or NULL. */
 csess *gmp_client_sess(gmp_client *c);
 

@@ -9,16 +9,6 @@
 #include "internal.h"
 #include "proto.h"
 
-static int token_ctrl(gmp_client *c, const gmpc_wbuf *w, uint8_t **reply,
-                      size_t *rl)
-{
-    if (!c)
-        return gmp_fail(GMP_ERR_ARG, "client is NULL");
-    if (w->overflow)
-        return gmp_fail(GMP_ERR_ARG, "request too long");
-    return gmp_ctrl(c, GMPC_T_KEY, w->p, w->len, reply, rl);
-}
-
 GMP_API int gmp_token_get_info(gmp_client *c, gmp_token_info *info)
 {
     uint8_t req[1] = {GMPC_TOKEN_INFO}, *reply = NULL;
@@ -26,7 +16,7 @@ GMP_API int gmp_token_get_info(gmp_client *c, gmp_token_info *info)
     if (!info)
         return gmp_fail(GMP_ERR_ARG, "info is NULL");
     gmpc_wbuf w = {req, sizeof req, sizeof req, false};
-    int rc = token_ctrl(c, &w, &reply, &rl);
+    int rc = gmp_key_ctrl(c, &w, &reply, &rl);
     if (rc == GMP_OK) {
         gmpc_rbuf r = {reply, rl, 0, false};
         info->flags = gmpc_r_u32(&r);
@@ -59,7 +49,7 @@ static int pin_request(gmp_client *c, uint8_t code, const void *p1, size_t n1,
         gmpc_w_blob(&w, p1, n1);
     if (code == GMPC_TOKEN_SET_PIN)
         gmpc_w_blob(&w, p2, n2);
-    int rc = token_ctrl(c, &w, NULL, NULL);
+    int rc = gmp_key_ctrl(c, &w, NULL, NULL);
     OPENSSL_cleanse(req, sizeof req);
     return rc;
 }
@@ -109,7 +99,7 @@ GMP_API int gmp_key_list(gmp_client *c, uint32_t after, uint32_t *handles,
     gmpc_wbuf w = {req, sizeof req, 0, false};
     gmpc_w_u8(&w, GMPC_KEY_LIST);
     gmpc_w_u32(&w, after);
-    int rc = token_ctrl(c, &w, &reply, &rl);
+    int rc = gmp_key_ctrl(c, &w, &reply, &rl);
     gmpc_rbuf r = {reply, rl, 0, false};
     uint16_t count = rc == GMP_OK ? gmpc_r_u16(&r) : 0;
     for (uint16_t i = 0; i < count && *n < cap; i++)
@@ -134,5 +124,5 @@ GMP_API int gmp_key_update(gmp_client *c, uint32_t handle, uint32_t flags,
     gmpc_w_u32(&w, flags);
     gmpc_w_blob(&w, label ? label : "", ll);
     gmpc_w_blob(&w, app, app_len);
-    return token_ctrl(c, &w, NULL, NULL);
+    return gmp_key_ctrl(c, &w, NULL, NULL);
 }

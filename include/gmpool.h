@@ -222,6 +222,12 @@ GMP_API int gmp_key_import(gmp_client *c, uint16_t type, uint32_t flags,
                    uint32_t *handle);
 GMP_API int gmp_key_generate(gmp_client *c, uint16_t type, uint32_t flags,
                      const char *label, size_t len, uint32_t *handle);
+/* Either of the two (value NULL: generate len bytes) with the front end's
+ * attribute blob (gmp_key_info.app) stored in the same request. */
+GMP_API int gmp_key_create(gmp_client *c, uint16_t type, uint32_t flags,
+                           const char *label, const uint8_t *value, size_t len,
+                           const uint8_t *app, size_t app_len,
+                           uint32_t *handle);
 GMP_API int gmp_key_get_info(gmp_client *c, uint32_t handle, gmp_key_info *info);
 /* Refused with GMP_ERR_DENIED for sensitive or non-extractable keys. */
 GMP_API int gmp_key_export(gmp_client *c, uint32_t handle, uint8_t *value,

@@ -554,15 +554,9 @@ CK_RV p11_key_create(p11_session *s, CK_ATTRIBUTE_PTR a, CK_ULONG n,
     size_t app_len = app_encode(&t.k, app, sizeof app);
     pool_label(&t.k, label);
     uint32_t h = 0;
-    uint16_t type = gmp_type_of(t.k.key_type);
-    int rc = gen ? gmp_key_generate(s->slot->cli, type, t.k.gflags, label,
-                                    t.len, &h)
-                 : gmp_key_import(s->slot->cli, type, t.k.gflags, label,
-                                  t.value, t.value_len, &h);
-    if (!rc)
-        rc = gmp_key_update(s->slot->cli, h, t.k.gflags, label, app, app_len);
-    if (rc && h)
-        gmp_key_destroy(s->slot->cli, h);
+    int rc = gmp_key_create(s->slot->cli, gmp_type_of(t.k.key_type),
+                            t.k.gflags, label, gen ? NULL : t.value, t.len,
+                            app, app_len, &h);
     if (rc)
         return rc == GMP_ERR_LOGIN ? CKR_USER_NOT_LOGGED_IN : p11_from_gmp(rc);
     if (!(t.k.gflags & GMP_KEYF_TOKEN))

@@ -527,6 +527,19 @@ static void session_keys_private(void **state)
     assert_int_equal(gmp_key_get_info(a, sk, &info), GMP_OK);
     assert_int_equal(gmp_key_destroy(b, tk), GMP_OK);
     assert_int_equal(gmp_key_destroy(a, sk), GMP_OK);
+    /* a front end's attributes go with the key in the creating request */
+    static const uint8_t app[3] = {1, 2, 3};
+    static uint8_t too_long[GMP_KEY_APP_MAX + 1];
+    assert_int_equal(gmp_key_create(a, GMP_KEY_AES, 0, "app", NULL, 32, app,
+                                    sizeof app, &sk),
+                     GMP_OK);
+    assert_int_equal(gmp_key_get_info(a, sk, &info), GMP_OK);
+    assert_int_equal(info.len, 32);
+    assert_int_equal(info.app_len, sizeof app);
+    assert_memory_equal(info.app, app, sizeof app);
+    assert_int_equal(gmp_key_create(a, GMP_KEY_AES, 0, "app", NULL, 32,
+                                    too_long, sizeof too_long, &sk),
+                     GMP_ERR_ARG);
     gmp_client_close(a);
     gmp_client_close(b);
 }
