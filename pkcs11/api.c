@@ -56,6 +56,31 @@ CK_RV C_GetInfo(CK_INFO_PTR info)
     return CKR_OK;
 }
 
+/* The standard's convention for returned arrays: NULL asks for the
+ * count, a short array gets CKR_BUFFER_TOO_SMALL; *count is n either way. */
+static CK_RV list_out(CK_ULONG_PTR list, CK_ULONG_PTR count, size_t n,
+                      CK_ULONG (*at)(size_t))
+{
+    CK_RV rv = CKR_OK;
+    if (list && *count < n)
+        rv = CKR_BUFFER_TOO_SMALL;
+    else if (list)
+        for (size_t i = 0; i < n; i++)
+            list[i] = at(i);
+    *count = n;
+    return rv;
+}
+
+static CK_ULONG slot_id_at(size_t i)
+{
+    return G.slots[i].id;
+}
+
+static CK_ULONG mech_type_at(size_t i)
+{
+    return p11_mech_at(i)->type;
+}
+
 CK_RV C_GetSlotList(CK_BBOOL present, CK_SLOT_ID_PTR list,
                            CK_ULONG_PTR count)
 {
@@ -64,14 +89,7 @@ CK_RV C_GetSlotList(CK_BBOOL present, CK_SLOT_ID_PTR list,
     if (!count)
         return CKR_ARGUMENTS_BAD;
     (void)present; /* every slot always holds its token */
-    CK_RV rv = CKR_OK;
-    if (list && *count < G.n_slots)
-        rv = CKR_BUFFER_TOO_SMALL;
-    else if (list)
-        for (size_t i = 0; i < G.n_slots; i++)
-            list[i] = G.slots[i].id;
-    *count = G.n_slots;
-    return rv;
+    return list_out(list, count, G.n_slots, slot_id_at);
 }
 
 /* The checks every slot call starts with, in the standard's order:
@@ -160,14 +178,7 @@ CK_RV C_GetMechanismList(CK_SLOT_ID id, CK_MECHANISM_TYPE_PTR list,
     CK_RV rv = slot_call(id, count, &sl);
     if (rv)
         return rv;
-    size_t n = p11_mech_count();
-    if (list && *count < n)
-        rv = CKR_BUFFER_TOO_SMALL;
-    else if (list)
-        for (size_t i = 0; i < n; i++)
-            list[i] = p11_mech_at(i)->type;
-    *count = n;
-    return rv;
+    return list_out(list, count, p11_mech_count(), mech_type_at);
 }
 
 CK_RV C_GetMechanismInfo(CK_SLOT_ID id, CK_MECHANISM_TYPE type,
