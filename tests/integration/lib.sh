@@ -16,6 +16,26 @@ need() {
     exit 77
 }
 
+# On exit: a gmpoold still running is killed and $work removed.  The
+# sourcing script sets $work, then `trap cleanup EXIT`.
+cleanup() {
+    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+    rm -rf "$work"
+}
+
+# Polls (up to 10 s) until "$@" succeeds while gmpoold ($pid) runs; 1 if
+# it exited first or never answered.
+ready() {
+    i=0
+    until "$@" >/dev/null 2>&1; do
+        i=$((i + 1))
+        if [ $i -gt 200 ] || ! kill -0 "$pid" 2>/dev/null; then
+            return 1
+        fi
+        sleep 0.05
+    done
+}
+
 # SIGTERM, up to 10 s for a clean exit; returns gmpoold's exit status.
 stop() {
     kill -TERM "$pid"

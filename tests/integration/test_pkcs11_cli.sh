@@ -26,10 +26,6 @@ mkdir -p "$dir" "$work/home"
 chmod 700 "$dir"
 export HOME="$work/home"
 unset GMPOOL_DATA_DIR GMPOOL_SERVER GMPOOL_CREDENTIALS XDG_CONFIG_HOME
-cleanup() {
-    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-    rm -rf "$work"
-}
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
@@ -53,15 +49,8 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
     --listen "tcp:127.0.0.1:$port" --admin "unix:$dir/admin.sock" \
     2>>"$work/gmpoold.log" &
 pid=$!
-i=0
-until [ -f "$dir/credentials" ] && ctl ping >/dev/null 2>&1; do
-    i=$((i + 1))
-    if [ $i -gt 200 ] || ! kill -0 "$pid" 2>/dev/null; then
-        cat "$work/gmpoold.log"
-        exit 1
-    fi
-    sleep 0.05
-done
+up() { [ -f "$dir/credentials" ] && ctl ping; }
+ready up || { cat "$work/gmpoold.log"; exit 1; }
 export GMPOOL_CREDENTIALS="$dir/credentials"
 echo 4321 | ctl tenant pin default >/dev/null || { bad "set the user PIN"; exit 1; }
 out=$(ctl tenant pin default 9999 2>&1 </dev/null)

@@ -33,10 +33,6 @@ export HOME="$work/home"
 unset OPENSSL_CONF OPENSSL_MODULES GMPOOL_DATA_DIR XDG_DATA_HOME \
     GMPOOL_SERVER GMPOOL_CREDENTIALS GMPOOL_SHARD_SIZE GMPOOL_WINDOW \
     GMPOOL_PRIORITY GMPOOL_DEADLINE_MS GMPOOL_LOCAL_THRESHOLD
-cleanup() {
-    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-    rm -rf "$work"
-}
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
@@ -62,6 +58,8 @@ chmod +x "$OSSL" "$REF"
 
 ctl() { "$GMPOOLCTL" --admin "unix:$dir/admin.sock" "$@"; }
 
+up() { [ -S "$dir/s.sock" ] && [ -f "$dir/credentials" ] && ctl ping; }
+
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null ||
         echo $((20000 + ($$ * 7 + $1 * 131) % 30000))
@@ -76,21 +74,11 @@ start() {
             --listen "unix:$dir/s.sock" --listen "tcp:127.0.0.1:$port" \
             --admin "unix:$dir/admin.sock" 2>>"$work/gmpoold.log" &
         pid=$!
-        i=0
-        while [ $i -lt 200 ]; do
-            if ! kill -0 "$pid" 2>/dev/null; then
-                wait "$pid" 2>/dev/null
-                pid=
-                break # maybe the port was taken: try another
-            fi
-            if [ -S "$dir/s.sock" ] && [ -f "$dir/credentials" ] &&
-                ctl ping >/dev/null 2>&1; then
-                return 0
-            fi
-            i=$((i + 1))
-            sleep 0.05
-        done
-        [ -n "$pid" ] && { kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; pid=; }
+        ready up && return 0
+        # it exited (maybe the port was taken: try another) or hangs
+        kill -9 "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        pid=
     done
     cat "$work/gmpoold.log"
     return 1

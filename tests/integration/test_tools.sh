@@ -13,24 +13,12 @@ export HOME="$work/home"
 unset GMPOOL_DATA_DIR XDG_DATA_HOME GMPOOL_SERVER GMPOOL_CREDENTIALS
 mkdir -p "$HOME"
 data="$HOME/.local/share/gmpool"
-cleanup() {
-    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-    rm -rf "$work"
-}
 trap cleanup EXIT
 
 start() {
     "$GMPOOLD" "$@" 2>>"$work/gmpoold.log" &
     pid=$!
-    i=0
-    until "$GMPOOL_TOOL" ping >/dev/null 2>&1; do
-        i=$((i + 1))
-        if [ $i -gt 200 ] || ! kill -0 "$pid" 2>/dev/null; then
-            cat "$work/gmpoold.log"
-            return 1
-        fi
-        sleep 0.05
-    done
+    ready "$GMPOOL_TOOL" ping || { cat "$work/gmpoold.log"; return 1; }
 }
 
 check "gmpoold --help" "$GMPOOLD" --help
