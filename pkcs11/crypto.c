@@ -370,7 +370,9 @@ static CK_RV mac_update(p11_op *o, const uint8_t *in, size_t len)
 {
     if (len == 0)
         return CKR_OK; /* in may be NULL */
-    CK_RV rv = acc_reserve(o, MAC_CHUNK + BLK);
+    /* scratch for the largest piece of this update, not always a chunk:
+     * a MAC over a few blocks should not cost a megabyte */
+    CK_RV rv = acc_reserve(o, (len < MAC_CHUNK ? len : MAC_CHUNK) + BLK);
     for (size_t off = 0; !rv && off < len; off += MAC_CHUNK) {
         size_t n = len - off < MAC_CHUNK ? len - off : MAC_CHUNK;
         size_t produced = upd_out(o, n);
