@@ -544,6 +544,55 @@ static void session_keys_private(void **state)
     gmp_client_close(b);
 }
 
+/* The daemon's own rules, below any front end: a private key needs a
+ * login, a tenant without a PIN cannot log in, and updates only tighten
+ * a key (SENSITIVE on, EXTRACTABLE off; TOKEN and PRIVATE fixed). */
+static void key_and_token_rules(void **state)
+{
+    (void)state;
+    char creds[300], args[400];
+    snprintf(creds, sizeof creds, "%s/nopin.cred", g_d->dir);
+    snprintf(args, sizeof args, "-o '%s' tenant add nopin", creds);
+    assert_int_equal(gmpt_ctl(g_d, NULL, args), 0);
+    gmp_options o = gmpt_options(g_d);
+    o.credentials = creds;
+    o.tenant = NULL;
+    o.secret_hex = NULL;
+    gmp_client *np, *c = client(0);
+    assert_int_equal(gmp_client_open(&np, &o), GMP_OK);
+    gmp_token_info ti;
+    assert_int_equal(gmp_token_get_info(np, &ti), GMP_OK);
+    assert_false(ti.flags & GMP_TOKEN_PIN_SET);
+    assert_int_equal(gmp_login(np, "1234", 4), GMP_ERR_PIN_UNSET);
+    assert_int_equal(gmp_logged_in(np), 0);
+    gmp_client_close(np);
+
+    uint8_t key[16] = {9};
+    uint32_t h;
+    assert_int_equal(gmp_key_import(c, GMP_KEY_SM4, GMP_KEYF_PRIVATE, "p",
+                                    key, 16, &h),
+                     GMP_ERR_LOGIN);
+    assert_int_equal(gmp_key_import(c, GMP_KEY_SM4,
+                                    GMP_KEYF_SENSITIVE | GMP_KEYF_EXTRACTABLE,
+                                    "rules", key, 16, &h),
+                     GMP_OK);
+    uint32_t f = GMP_KEYF_SENSITIVE | GMP_KEYF_EXTRACTABLE;
+    assert_int_equal(gmp_key_update(c, h, GMP_KEYF_EXTRACTABLE, "x", NULL, 0),
+                     GMP_ERR_DENIED);                    /* unset SENSITIVE */
+    assert_int_equal(gmp_key_update(c, h, f | GMP_KEYF_TOKEN, "x", NULL, 0),
+                     GMP_ERR_DENIED);                    /* TOKEN is fixed */
+    assert_int_equal(gmp_key_update(c, h, GMP_KEYF_SENSITIVE, "x", NULL, 0),
+                     GMP_OK);                            /* unextractable */
+    assert_int_equal(gmp_key_update(c, h, f, "x", NULL, 0),
+                     GMP_ERR_DENIED);                    /* and stays so */
+    gmp_key_info info;
+    assert_int_equal(gmp_key_get_info(c, h, &info), GMP_OK);
+    assert_int_equal(info.flags, GMP_KEYF_SENSITIVE);
+    assert_string_equal(info.label, "x");
+    assert_int_equal(gmp_key_destroy(c, h), GMP_OK);
+    gmp_client_close(c);
+}
+
 /* The child re-initialises: its own loop and sockets, the parent's are
  * untouched, and the parent's task refuses to run in the child. */
 static void fork_child(void **state)
@@ -799,6 +848,7 @@ int main(void)
         cmocka_unit_test(random_bytes_pool),
         cmocka_unit_test(keys_by_handle),
         cmocka_unit_test(session_keys_private),
+        cmocka_unit_test(key_and_token_rules),
         cmocka_unit_test(bad_calls),
         cmocka_unit_test(threads),
         cmocka_unit_test(fork_child),
