@@ -14,20 +14,6 @@
     (GMP_KEYF_SENSITIVE | GMP_KEYF_EXTRACTABLE | GMP_KEYF_TOKEN |             \
      GMP_KEYF_PRIVATE)
 
-static int key_len_ok(uint16_t type, size_t len)
-{
-    switch (type) {
-    case GMP_KEY_SM4:
-        return len == 16;
-    case GMP_KEY_AES:
-        return len == 16 || len == 24 || len == 32;
-    case GMP_KEY_GENERIC:
-        return len >= 1 && len <= GMP_MAX_KEY_LEN;
-    default:
-        return 0;
-    }
-}
-
 static void read_label(gmpc_rbuf *r, gmpd_key_attr *a)
 {
     size_t n = 0;
@@ -79,7 +65,7 @@ static int key_create(gmpd_session *s, gmpc_rbuf *r, bool generate,
     int rc = attr_check(s, r, &a);
     if (rc)
         return rc;
-    if (!key_len_ok(a.type, len))
+    if (!gmpc_key_len_ok(a.type, len))
         return GMP_ERR_KEY;
     a.len = (uint32_t)len;
     if (generate && gmpc_random(value, len) != GMP_OK)

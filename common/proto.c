@@ -558,3 +558,17 @@ const char *gmp_strerror(int status)
         return "unknown error";
     return msgs[status];
 }
+
+bool gmpc_key_len_ok(uint16_t type, size_t len)
+{
+    switch (type) {
+    case GMP_KEY_SM4:
+        return len == GMP_SM4_KEY_LEN;
+    case GMP_KEY_AES:
+        return len == 16 || len == 24 || len == 32;
+    case GMP_KEY_GENERIC:
+        return len >= 1 && len <= GMP_MAX_KEY_LEN;
+    default:
+        return false;
+    }
+}

@@ -225,6 +225,9 @@ typedef enum gmpc_key_op {
 #define GMPC_TOKF_LOGGED_IN 0x4u
 #define GMPC_KEY_LIST_MAX 1024u /* handles per LIST reply */
 
+/* A value length the key type allows (gmp_key_type; 0 or unknown: none). */
+bool gmpc_key_len_ok(uint16_t type, size_t len);
+
 int gmpc_auth_encode(const gmpc_auth *a, gmpc_wbuf *w);
 int gmpc_auth_decode(const uint8_t *p, size_t n, gmpc_auth *a);
 int gmpc_auth_ok_encode(const gmpc_auth_ok *a, gmpc_wbuf *w);

@@ -74,10 +74,13 @@ static CK_KEY_TYPE key_type_of(uint16_t t)
                               : CKK_GENERIC_SECRET;
 }
 
+/* 0 for a key type the pool does not keep. */
 static uint16_t gmp_type_of(CK_KEY_TYPE t)
 {
-    return t == CKK_SM4 ? GMP_KEY_SM4 : t == CKK_AES ? GMP_KEY_AES
-                                                     : GMP_KEY_GENERIC;
+    return t == CKK_SM4              ? GMP_KEY_SM4
+           : t == CKK_AES            ? GMP_KEY_AES
+           : t == CKK_GENERIC_SECRET ? GMP_KEY_GENERIC
+                                     : 0;
 }
 
 CK_RV p11_key_load(p11_slot *sl, CK_OBJECT_HANDLE h, p11_key *k)
@@ -472,16 +475,7 @@ static void pool_label(const p11_key *k, char out[GMPC_MAX_NAME + 1])
 
 static bool len_ok(CK_KEY_TYPE type, CK_ULONG len)
 {
-    switch (type) {
-    case CKK_SM4:
-        return len == 16;
-    case CKK_AES:
-        return len == 16 || len == 24 || len == 32;
-    case CKK_GENERIC_SECRET:
-        return len >= 1 && len <= GMP_MAX_KEY_LEN;
-    default:
-        return false;
-    }
+    return gmpc_key_len_ok(gmp_type_of(type), len);
 }
 
 /* Class and type present and consistent with the mechanism; the length
