@@ -13,6 +13,7 @@
 
 #include "internal.h"
 #include "task.h"
+#include "uvwrite.h"
 
 #define TICK_MS 100
 #define IN_CHUNK (256 * 1024)
@@ -261,24 +262,8 @@ static void on_write_many(uv_write_t *req, int status)
     free(w);
 }
 
-/* Drops the first n bytes of bufs; returns how many buffers are left. */
-static unsigned bufs_skip(uv_buf_t *bufs, unsigned nb, size_t n,
-                          unsigned *first)
-{
-    unsigned i = 0;
-    while (i < nb && n >= bufs[i].len)
-        n -= bufs[i++].len;
-    if (i < nb) {
-        bufs[i].base += n;
-        bufs[i].len -= n;
-    }
-    *first = i;
-    return nb - i;
-}
-
-/* One writev now; libuv queues only what the socket did not take (a
- * write that fits costs no request, callback or epoll change).  *sync is
- * set when everything went out at once: then written is never called. */
+/* One writev now (gmpc_write_now).  *sync is set when everything went
+ * out at once: then written is never called. */
 int csess_send_many(csess *s, int pin, csend *items, unsigned n,
                     void (*written)(void *), bool *sync)
 {
@@ -294,8 +279,7 @@ int csess_send_many(csess *s, int pin, csend *items, unsigned n,
     w->bufs = (uv_buf_t *)(w + 1);
     w->args = (void **)(w->bufs + 2 * n);
     w->hdrs = (uint8_t(*)[GMPC_HDR_LEN])(w->args + n);
-    unsigned nb = 0, first = 0;
-    size_t total = 0;
+    unsigned nb = 0;
     for (unsigned i = 0; i < n; i++) {
         items[i].h.len = (uint32_t)items[i].len;
         gmpc_hdr_encode(&items[i].h, w->hdrs[i]);
@@ -304,22 +288,15 @@ int csess_send_many(csess *s, int pin, csend *items, unsigned n,
         if (items[i].len)
             w->bufs[nb++] = uv_buf_init((char *)items[i].payload,
                                         (unsigned)items[i].len);
-        total += GMPC_HDR_LEN + items[i].len;
     }
-    int done = nb ? uv_try_write(&c->h.st, w->bufs, nb) : 0;
-    if (done == (int)total) {
-        free(w);
-        *sync = true;
+    bool queued;
+    int rc = gmpc_write_now(&c->h.st, &w->req, w->bufs, nb, on_write_many,
+                            &queued);
+    if (queued)
         return GMP_OK;
-    }
-    unsigned left = bufs_skip(w->bufs, nb, done > 0 ? (size_t)done : 0,
-                              &first);
-    if (uv_write(&w->req, &c->h.st, w->bufs + first, left,
-                 on_write_many) < 0) {
-        free(w);
-        return GMP_ERR_CONN;
-    }
-    return GMP_OK;
+    free(w);
+    *sync = rc == 0;
+    return rc == 0 ? GMP_OK : GMP_ERR_CONN;
 }
 
 void csess_pump_later(csess *s, gmp_task *t)
