@@ -86,10 +86,12 @@ static worker *pick_worker(const gmpd_job *j)
     return best;
 }
 
+/* The pop's acceptance test; *arg gets the worker, so that the job taken
+ * (the first accepted) needs no second pick. */
 static bool node_has_room(const gmpd_job *j, void *arg)
 {
-    (void)arg;
     worker *w = pick_worker(j);
+    *(worker **)arg = w;
     return w && w->depth < DOWN_DEPTH;
 }
 
@@ -131,8 +133,6 @@ static void down_push(worker *w, gmpd_shard *s)
     pthread_cond_signal(&w->cv);
 }
 
-/* Round-robin over VCMs (tenants are isolated from each other); inside a
- * VCM the R4 policy picks. */
 /* When every node's down queue is full nothing can move: no need to walk
  * the priority queues (a large task keeps dozens of shards there). */
 static bool any_room(void)
@@ -143,6 +143,8 @@ static bool any_room(void)
     return false;
 }
 
+/* Round-robin over VCMs (tenants are isolated from each other); inside a
+ * VCM the R4 policy picks. */
 static void pump(void)
 {
     uint64_t now = gmpc_now_ns();
@@ -151,10 +153,11 @@ static void pump(void)
         moved = false;
         for (size_t k = 0; k < S.n_vq; k++) {
             size_t i = (S.rr + k) % S.n_vq;
-            gmpd_job *j = gmpd_pq_pop(S.vq[i].q, now, node_has_room, NULL);
+            worker *w = NULL;
+            gmpd_job *j = gmpd_pq_pop(S.vq[i].q, now, node_has_room, &w);
             if (!j)
                 continue;
-            down_push(pick_worker(j), (gmpd_shard *)j);
+            down_push(w, (gmpd_shard *)j);
             S.rr = i + 1;
             moved = true;
         }
