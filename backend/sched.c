@@ -191,8 +191,10 @@ void gmpd_sched_submit(gmpd_shard *s)
  * (only this node's worker touches its slot). */
 static gmpd_engine_ctx *node_ctx(gmpd_task *t, uint32_t node, int *status)
 {
-    if (node == t->node || !t->parallel || node >= t->n_node_ctx)
-        return node == t->node || !t->parallel ? t->ctx : NULL;
+    if (!t->parallel || node == t->node)
+        return t->ctx;
+    if (node >= t->n_node_ctx)
+        return NULL;
     if (!t->node_ctx[node])
         t->node_ctx[node] = gmpd_engine_new(t->alg, &t->args, status);
     return t->node_ctx[node];
