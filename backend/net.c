@@ -742,13 +742,8 @@ void gmpd_net_post_results(gmpd_shard *list)
 
 void gmpd_net_post_result(gmpd_shard *s)
 {
-    gmpd_io *io = s->conn->io;
     s->next = NULL;
-    pthread_mutex_lock(&io->mu);
-    *io->results_tail = s;
-    io->results_tail = &s->next;
-    pthread_mutex_unlock(&io->mu);
-    io_wake(io);
+    gmpd_net_post_results(s);
 }
 
 static void *io_main(void *arg)

@@ -622,12 +622,10 @@ size_t gmpd_sched_cancel(gmpd_task *t)
         n = gmpd_pq_remove_owner(q, t, cancel_one, &c);
     pthread_mutex_unlock(&S.mu);
     /* Answered as failed so the client is never left waiting. */
-    while (c.list) {
-        gmpd_shard *s = c.list;
-        c.list = s->next;
-        s->status = t->status ? t->status : GMP_ERR_STATE;
-        gmpd_net_post_result(s);
-    }
+    int status = t->status ? t->status : GMP_ERR_STATE;
+    for (gmpd_shard *s = c.list; s; s = s->next)
+        s->status = status;
+    gmpd_net_post_results(c.list);
     return n;
 }
 
