@@ -52,16 +52,18 @@ typedef struct alg_row {
 #define K_ANY 0
 #define K_SM4 GMP_KEY_SM4
 #define K_AES GMP_KEY_AES
+/* The libcrypto objects and the fast path are filled in at init. */
 #define ROW(alg, name, kind, svc, ktype, key, iv, block, out, pad, gc)       \
-    {{alg, name, kind, svc, ktype, key, iv, block, out, pad}, gc, NULL,     \
-     NULL, NULL, NULL}
-#define AES3(alg, mode, kind, iv, block, pad)                             \
-    ROW(alg, "AES-128-" mode, kind, X, K_AES, 16, iv, block, 0, pad,         \
-        GCRY_CIPHER_AES128),                                                  \
-    ROW(alg, "AES-192-" mode, kind, X, K_AES, 24, iv, block, 0, pad,         \
-        GCRY_CIPHER_AES192),                                                  \
-    ROW(alg, "AES-256-" mode, kind, X, K_AES, 32, iv, block, 0, pad,         \
-        GCRY_CIPHER_AES256)
+    {.info = {alg, name, kind, svc, ktype, key, iv, block, out, pad},        \
+     .gcry_algo = gc}
+/* AES: the name, key length and libgcrypt cipher follow from the bits. */
+#define AES(alg, bits, mode, kind, iv, block, pad)                          \
+    ROW(alg, "AES-" #bits "-" mode, kind, X, K_AES, bits / 8, iv, block, 0, \
+        pad, GCRY_CIPHER_AES##bits)
+#define AES3(alg, mode, kind, iv, block, pad)                               \
+    AES(alg, 128, mode, kind, iv, block, pad),                              \
+    AES(alg, 192, mode, kind, iv, block, pad),                              \
+    AES(alg, 256, mode, kind, iv, block, pad)
 
 static alg_row g_algs[] = {
     ROW(GMP_ALG_SM3, "SM3", D, H, K_ANY, 0, 0, 1, 32, false, 0),
@@ -147,7 +149,8 @@ static bool row_fetch(OSSL_LIB_CTX *lc, alg_row *r)
     return false;
 }
 
-static alg_row *find_row_rw(uint16_t alg)
+/* The first row of alg. */
+static alg_row *find_row(uint16_t alg)
 {
     for (size_t i = 0; i < N_ALGS; i++)
         if (g_algs[i].info.alg == alg)
@@ -210,7 +213,7 @@ int gmpd_engine_init(void)
         if (!row_fetch(lc, &g_algs[i]))
             return GMP_ERR_INTERNAL;
     for (size_t i = 0; i < sizeof g_fast / sizeof *g_fast; i++) {
-        alg_row *r = find_row_rw(g_fast[i].alg);
+        alg_row *r = find_row(g_fast[i].alg);
         if (r)
             check_fast(r, &g_fast[i]);
     }
@@ -228,14 +231,6 @@ void gmpd_engine_cleanup(void)
         g_algs[i].mac = NULL;
         g_algs[i].fast = NULL;
     }
-}
-
-static const alg_row *find_row(uint16_t alg)
-{
-    for (size_t i = 0; i < N_ALGS; i++)
-        if (g_algs[i].info.alg == alg)
-            return &g_algs[i];
-    return NULL;
 }
 
 /* The row of alg for a key of key_len bytes (rows with key_len 0 take

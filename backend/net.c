@@ -16,6 +16,7 @@
 #include "gmpd.h"
 #include "gmpool.h"
 #include "util.h"
+#include "uvwrite.h"
 
 #define AUTH_TIMEOUT_MS 10000
 #define IN_CHUNK (256 * 1024)
@@ -579,28 +580,16 @@ static void on_batch_written(uv_write_t *req, int status)
     free(b);
 }
 
-/* Drops the first n bytes of bufs; returns how many buffers are left. */
-static unsigned bufs_skip(uv_buf_t *bufs, unsigned nb, size_t n, unsigned *first)
-{
-    unsigned i = 0;
-    while (i < nb && n >= bufs[i].len)
-        n -= bufs[i++].len;
-    if (i < nb) {
-        bufs[i].base += n;
-        bufs[i].len -= n;
-    }
-    *first = i;
-    return nb - i;
-}
-
-/* One writev now; libuv queues only what the socket did not take, so a
- * batch that fits costs no write request, callback or epoll change. */
+/* The batch's frames in one go (gmpc_write_now). */
 static void batch_flush(wbatch *b)
 {
     gmpd_conn *c = b->conn;
-    unsigned nb = 0, first = 0;
-    size_t total = 0;
+    unsigned nb = 0;
     c->batch = NULL;
+    if (c->closing) {
+        on_batch_written(&b->req, 0);
+        return;
+    }
     for (unsigned i = 0; i < b->n; i++) {
         gmpd_shard *sh = b->shards[i];
         b->bufs[nb++] = uv_buf_init((char *)b->hdrs[i], GMPC_HDR_LEN);
@@ -608,21 +597,11 @@ static void batch_flush(wbatch *b)
             b->bufs[nb++] = uv_buf_init((char *)sh->data + sh->len,
                                         sh->out_len);
     }
-    for (unsigned i = 0; i < nb; i++)
-        total += b->bufs[i].len;
-    if (c->closing) {
-        on_batch_written(&b->req, 0);
-        return;
-    }
-    int n = uv_try_write(c->stream, b->bufs, nb);
-    if (n == (int)total) {
-        on_batch_written(&b->req, 0);
-        return;
-    }
-    unsigned left = bufs_skip(b->bufs, nb, n > 0 ? (size_t)n : 0, &first);
-    if (uv_write(&b->req, c->stream, b->bufs + first, left,
-                 on_batch_written) < 0)
-        on_batch_written(&b->req, UV_EPIPE);
+    bool queued;
+    int rc = gmpc_write_now(c->stream, &b->req, b->bufs, nb,
+                            on_batch_written, &queued);
+    if (!queued)
+        on_batch_written(&b->req, rc);
 }
 
 static void flush_batches(gmpd_io *io)
@@ -763,13 +742,8 @@ void gmpd_net_post_results(gmpd_shard *list)
 
 void gmpd_net_post_result(gmpd_shard *s)
 {
-    gmpd_io *io = s->conn->io;
     s->next = NULL;
-    pthread_mutex_lock(&io->mu);
-    *io->results_tail = s;
-    io->results_tail = &s->next;
-    pthread_mutex_unlock(&io->mu);
-    io_wake(io);
+    gmpd_net_post_results(s);
 }
 
 static void *io_main(void *arg)

@@ -86,10 +86,12 @@ static worker *pick_worker(const gmpd_job *j)
     return best;
 }
 
+/* The pop's acceptance test; *arg gets the worker, so that the job taken
+ * (the first accepted) needs no second pick. */
 static bool node_has_room(const gmpd_job *j, void *arg)
 {
-    (void)arg;
     worker *w = pick_worker(j);
+    *(worker **)arg = w;
     return w && w->depth < DOWN_DEPTH;
 }
 
@@ -131,8 +133,6 @@ static void down_push(worker *w, gmpd_shard *s)
     pthread_cond_signal(&w->cv);
 }
 
-/* Round-robin over VCMs (tenants are isolated from each other); inside a
- * VCM the R4 policy picks. */
 /* When every node's down queue is full nothing can move: no need to walk
  * the priority queues (a large task keeps dozens of shards there). */
 static bool any_room(void)
@@ -143,6 +143,8 @@ static bool any_room(void)
     return false;
 }
 
+/* Round-robin over VCMs (tenants are isolated from each other); inside a
+ * VCM the R4 policy picks. */
 static void pump(void)
 {
     uint64_t now = gmpc_now_ns();
@@ -151,10 +153,11 @@ static void pump(void)
         moved = false;
         for (size_t k = 0; k < S.n_vq; k++) {
             size_t i = (S.rr + k) % S.n_vq;
-            gmpd_job *j = gmpd_pq_pop(S.vq[i].q, now, node_has_room, NULL);
+            worker *w = NULL;
+            gmpd_job *j = gmpd_pq_pop(S.vq[i].q, now, node_has_room, &w);
             if (!j)
                 continue;
-            down_push(pick_worker(j), (gmpd_shard *)j);
+            down_push(w, (gmpd_shard *)j);
             S.rr = i + 1;
             moved = true;
         }
@@ -188,8 +191,10 @@ void gmpd_sched_submit(gmpd_shard *s)
  * (only this node's worker touches its slot). */
 static gmpd_engine_ctx *node_ctx(gmpd_task *t, uint32_t node, int *status)
 {
-    if (node == t->node || !t->parallel || node >= t->n_node_ctx)
-        return node == t->node || !t->parallel ? t->ctx : NULL;
+    if (!t->parallel || node == t->node)
+        return t->ctx;
+    if (node >= t->n_node_ctx)
+        return NULL;
     if (!t->node_ctx[node])
         t->node_ctx[node] = gmpd_engine_new(t->alg, &t->args, status);
     return t->node_ctx[node];
@@ -617,12 +622,10 @@ size_t gmpd_sched_cancel(gmpd_task *t)
         n = gmpd_pq_remove_owner(q, t, cancel_one, &c);
     pthread_mutex_unlock(&S.mu);
     /* Answered as failed so the client is never left waiting. */
-    while (c.list) {
-        gmpd_shard *s = c.list;
-        c.list = s->next;
-        s->status = t->status ? t->status : GMP_ERR_STATE;
-        gmpd_net_post_result(s);
-    }
+    int status = t->status ? t->status : GMP_ERR_STATE;
+    for (gmpd_shard *s = c.list; s; s = s->next)
+        s->status = status;
+    gmpd_net_post_results(c.list);
     return n;
 }
 

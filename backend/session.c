@@ -373,12 +373,9 @@ void gmpd_task_abort(gmpd_task *t, int status)
     t->pending = NULL;
     t->n_pending = 0;
     pthread_mutex_unlock(&t->mu);
-    while (p) {
-        gmpd_shard *n = p->next;
-        p->status = status;
-        gmpd_net_post_result(p);
-        p = n;
-    }
+    for (gmpd_shard *s = p; s; s = s->next)
+        s->status = status;
+    gmpd_net_post_results(p);
     gmpd_sched_cancel(t);
     task_sched_end(t);
 }

@@ -584,15 +584,35 @@ static int digest_update(gmp_task *t, const uint8_t *p, size_t len)
     return rc;
 }
 
-/* Waits until every item up to the last one queued is delivered (or the
- * task failed) and libuv holds none of the caller's bytes. */
-static void wait_done(gmp_task *t)
+/* Output goes to out (cap bytes) from here on; under t->mu, before the
+ * items that produce it are queued. */
+static void out_begin(gmp_task *t, uint8_t *out, size_t cap)
 {
+    t->out = out;
+    t->out_cap = cap;
+    t->out_off = 0;
+}
+
+/* Called with t->mu held, the items queued: sends them and waits until
+ * everything queued is delivered (or the task failed) and libuv holds
+ * none of the caller's bytes; *out_len gets the output length.  Returns
+ * rc, or the task's failure, with t->mu released. */
+static int out_wait(gmp_task *t, int rc, size_t *out_len)
+{
+    pthread_mutex_unlock(&t->mu);
+    kick(t);
+    pthread_mutex_lock(&t->mu);
     t->wait_seq = t->next_seq;
     t->waiting = WAIT_DONE;
     while (!task_done_ready(t))
         pthread_cond_wait(&t->cv, &t->mu);
     t->waiting = WAIT_NONE;
+    if (rc == GMP_OK && t->status)
+        rc = task_error(t);
+    *out_len = rc == GMP_OK ? t->out_off : 0;
+    t->out = NULL;
+    pthread_mutex_unlock(&t->mu);
+    return rc;
 }
 
 /* Queues p as shards that borrow the caller's bytes (the last one FINAL
@@ -604,9 +624,7 @@ static int run_items(gmp_task *t, const uint8_t *p, size_t len, bool final,
     int rc = GMP_OK;
     pthread_mutex_lock(&t->mu);
     t->final_queued |= final;
-    t->out = out;
-    t->out_cap = *out_len;
-    t->out_off = 0;
+    out_begin(t, out, *out_len);
     for (size_t off = 0; rc == GMP_OK && off < len; off += t->shard) {
         size_t n = len - off < t->shard ? len - off : t->shard;
         bool last = final && off + n == len;
@@ -614,16 +632,7 @@ static int run_items(gmp_task *t, const uint8_t *p, size_t len, bool final,
     }
     if (rc == GMP_OK && final && len == 0)
         rc = enqueue_borrowed(t, NULL, 0, true);
-    pthread_mutex_unlock(&t->mu);
-    kick(t);
-    pthread_mutex_lock(&t->mu);
-    wait_done(t);
-    if (rc == GMP_OK && t->status)
-        rc = task_error(t);
-    *out_len = rc == GMP_OK ? t->out_off : 0;
-    t->out = NULL;
-    pthread_mutex_unlock(&t->mu);
-    return rc;
+    return out_wait(t, rc, out_len);
 }
 
 /* Digest final: the staged tail rides in the FINAL frame. */
@@ -637,19 +646,9 @@ static int digest_final(gmp_task *t, uint8_t *out, size_t *out_len)
     }
     t->fill = NULL;
     t->final_queued = true;
-    t->out = out;
-    t->out_cap = *out_len;
-    t->out_off = 0;
+    out_begin(t, out, *out_len);
     enqueue(t, sh, true);
-    pthread_mutex_unlock(&t->mu);
-    kick(t);
-    pthread_mutex_lock(&t->mu);
-    wait_done(t);
-    int rc = t->status ? task_error(t) : GMP_OK;
-    *out_len = rc == GMP_OK ? t->out_off : 0;
-    t->out = NULL;
-    pthread_mutex_unlock(&t->mu);
-    return rc;
+    return out_wait(t, GMP_OK, out_len);
 }
 
 /* The most output an update can produce: stream modes return in_len;

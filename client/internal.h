@@ -103,16 +103,16 @@ csess *csess_new(rt *r, const csess_cfg *cfg);
 void csess_free(csess *s);
 /* loop thread only: */
 void csess_handle_op(op *o);
-int csess_send(csess *s, gmpc_hdr *h, const void *payload, size_t len,
-               void (*written)(void *), void *arg);
+/* One control frame on the next connection; the payload is copied. */
+int csess_send(csess *s, gmpc_hdr *h, const void *payload, size_t len);
 /* The same on connection *conn when >= 0, else on the next one, whose
  * index goes to *conn. */
 int csess_send_on(csess *s, int *conn, gmpc_hdr *h, const void *payload,
                   size_t len);
 /* Several shard frames in one write on one connection (pin, when >= 0,
- * says which); written(arg) is
- * called for each once libuv is done with the payloads, unless *sync says
- * the socket took them all at once. */
+ * says which); their payloads are not copied: written(arg) is called for
+ * each once libuv is done with them, unless *sync says the socket took
+ * them all at once. */
 typedef struct csend {
     gmpc_hdr h;
     const void *payload;
@@ -136,7 +136,6 @@ void csess_remember_pin(csess *s, const void *pin, size_t len);
 bool csess_logged_in(csess *s);
 
 /* task.c, loop thread only */
-void task_on_open(struct gmp_task *t, op *o);
 /* An OP_KICK arrived: clear the pending mark, pump when connected. */
 void task_kicked(struct gmp_task *t, bool ready);
 void task_on_frame(struct gmp_task *t, const gmpc_hdr *h, const uint8_t *p);

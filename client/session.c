@@ -13,6 +13,7 @@
 
 #include "internal.h"
 #include "task.h"
+#include "uvwrite.h"
 
 #define TICK_MS 100
 #define IN_CHUNK (256 * 1024)
@@ -160,21 +161,17 @@ void csess_route_del(csess *s, uint64_t id)
 
 /* ---- writing ---- */
 
+/* A control frame: its payload is copied into the request. */
 typedef struct wreq {
     uv_write_t req;
-    void (*written)(void *);
-    void *arg;
     uint8_t hdr[GMPC_HDR_LEN];
     uint8_t copy[];
 } wreq;
 
 static void on_write(uv_write_t *req, int status)
 {
-    wreq *w = (wreq *)req;
     (void)status; /* a failed write shows up as a read error too */
-    if (w->written)
-        w->written(w->arg);
-    free(w);
+    free(req);
 }
 
 static cconn *pick_conn(csess *s)
@@ -189,24 +186,17 @@ static cconn *pick_conn(csess *s)
     return NULL;
 }
 
-static int conn_send(cconn *c, gmpc_hdr *h, const void *payload, size_t len,
-                     void (*written)(void *), void *arg)
+static int conn_send(cconn *c, gmpc_hdr *h, const void *payload, size_t len)
 {
-    /* Control payloads are copied; shard payloads stay in the shard, which
-     * `written` releases. */
-    size_t copy = written ? 0 : len;
-    wreq *w = malloc(sizeof *w + copy);
+    wreq *w = malloc(sizeof *w + len);
     if (!w)
         return GMP_ERR_NOMEM;
-    w->written = written;
-    w->arg = arg;
     h->len = (uint32_t)len;
     gmpc_hdr_encode(h, w->hdr);
-    if (copy)
+    if (len)
         memcpy(w->copy, payload, len);
     uv_buf_t b[2] = {uv_buf_init((char *)w->hdr, GMPC_HDR_LEN),
-                     uv_buf_init(copy ? (char *)w->copy : (char *)payload,
-                                 (unsigned)len)};
+                     uv_buf_init((char *)w->copy, (unsigned)len)};
     int rc = uv_write(&w->req, &c->h.st, b, len ? 2 : 1, on_write);
     if (rc < 0) {
         free(w);
@@ -215,13 +205,12 @@ static int conn_send(cconn *c, gmpc_hdr *h, const void *payload, size_t len,
     return GMP_OK;
 }
 
-int csess_send(csess *s, gmpc_hdr *h, const void *payload, size_t len,
-               void (*written)(void *), void *arg)
+int csess_send(csess *s, gmpc_hdr *h, const void *payload, size_t len)
 {
     cconn *c = pick_conn(s);
     if (!c)
         return GMP_ERR_CONN;
-    return conn_send(c, h, payload, len, written, arg);
+    return conn_send(c, h, payload, len);
 }
 
 static cconn *pinned_conn(csess *s, int pin)
@@ -239,7 +228,7 @@ int csess_send_on(csess *s, int *conn, gmpc_hdr *h, const void *payload,
     if (!c)
         return GMP_ERR_CONN;
     *conn = (int)(c - s->conns);
-    return conn_send(c, h, payload, len, NULL, NULL);
+    return conn_send(c, h, payload, len);
 }
 
 /* One write request for n frames: n headers and n callback arguments. */
@@ -261,24 +250,8 @@ static void on_write_many(uv_write_t *req, int status)
     free(w);
 }
 
-/* Drops the first n bytes of bufs; returns how many buffers are left. */
-static unsigned bufs_skip(uv_buf_t *bufs, unsigned nb, size_t n,
-                          unsigned *first)
-{
-    unsigned i = 0;
-    while (i < nb && n >= bufs[i].len)
-        n -= bufs[i++].len;
-    if (i < nb) {
-        bufs[i].base += n;
-        bufs[i].len -= n;
-    }
-    *first = i;
-    return nb - i;
-}
-
-/* One writev now; libuv queues only what the socket did not take (a
- * write that fits costs no request, callback or epoll change).  *sync is
- * set when everything went out at once: then written is never called. */
+/* One writev now (gmpc_write_now).  *sync is set when everything went
+ * out at once: then written is never called. */
 int csess_send_many(csess *s, int pin, csend *items, unsigned n,
                     void (*written)(void *), bool *sync)
 {
@@ -294,8 +267,7 @@ int csess_send_many(csess *s, int pin, csend *items, unsigned n,
     w->bufs = (uv_buf_t *)(w + 1);
     w->args = (void **)(w->bufs + 2 * n);
     w->hdrs = (uint8_t(*)[GMPC_HDR_LEN])(w->args + n);
-    unsigned nb = 0, first = 0;
-    size_t total = 0;
+    unsigned nb = 0;
     for (unsigned i = 0; i < n; i++) {
         items[i].h.len = (uint32_t)items[i].len;
         gmpc_hdr_encode(&items[i].h, w->hdrs[i]);
@@ -304,22 +276,15 @@ int csess_send_many(csess *s, int pin, csend *items, unsigned n,
         if (items[i].len)
             w->bufs[nb++] = uv_buf_init((char *)items[i].payload,
                                         (unsigned)items[i].len);
-        total += GMPC_HDR_LEN + items[i].len;
     }
-    int done = nb ? uv_try_write(&c->h.st, w->bufs, nb) : 0;
-    if (done == (int)total) {
-        free(w);
-        *sync = true;
+    bool queued;
+    int rc = gmpc_write_now(&c->h.st, &w->req, w->bufs, nb, on_write_many,
+                            &queued);
+    if (queued)
         return GMP_OK;
-    }
-    unsigned left = bufs_skip(w->bufs, nb, done > 0 ? (size_t)done : 0,
-                              &first);
-    if (uv_write(&w->req, &c->h.st, w->bufs + first, left,
-                 on_write_many) < 0) {
-        free(w);
-        return GMP_ERR_CONN;
-    }
-    return GMP_OK;
+    free(w);
+    *sync = rc == 0;
+    return rc == 0 ? GMP_OK : GMP_ERR_CONN;
 }
 
 void csess_pump_later(csess *s, gmp_task *t)
@@ -477,7 +442,7 @@ static void on_challenge(cconn *c, const gmpc_hdr *h, const uint8_t *p)
     gmpc_hdr r = {.type = GMPC_T_AUTH};
     c->st = CC_AUTH;
     memcpy(c->snonce, p, GMPC_NONCE_LEN); /* for the server's proof */
-    if (conn_send(c, &r, buf, w.len, NULL, NULL) != GMP_OK)
+    if (conn_send(c, &r, buf, w.len) != GMP_OK)
         fail_all(s, GMP_ERR_CONN, "cannot send to %s", s->cfg.server);
 }
 
@@ -519,8 +484,7 @@ static void relogin_done(csess *s, op *o, int status)
 {
     if (status != GMP_OK)
         csess_remember_pin(s, NULL, 0);
-    OPENSSL_cleanse(o->payload, o->payload_len);
-    op_free(o);
+    op_free(o); /* cleanses the PIN in the payload */
     if (s->st == S_LOGIN) {
         s->st = S_READY;
         flush_waiting(s);
@@ -734,8 +698,7 @@ static void send_ctrl(csess *s, op *o)
     o->hdr.task_id = id;
     csess_route_add(s, id, NULL, o);
     csess_outstanding(s, 1);
-    if (csess_send(s, &o->hdr, o->payload, o->payload_len, NULL, NULL) !=
-        GMP_OK) {
+    if (csess_send(s, &o->hdr, o->payload, o->payload_len) != GMP_OK) {
         csess_route_del(s, id);
         csess_outstanding(s, -1);
         op_complete(o, GMP_ERR_CONN, "no connection to gmpoold");

@@ -360,7 +360,7 @@ void task_on_free(gmp_task *t, op *o)
     csess_route_del(t->s, t->id);
     if (abort_remote) {
         gmpc_hdr h = {.type = GMPC_T_ABORT, .task_id = t->id};
-        csess_send(t->s, &h, NULL, 0, NULL, NULL);
+        csess_send(t->s, &h, NULL, 0);
     }
     op_complete(o, GMP_OK, NULL);
 }

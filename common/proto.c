@@ -43,8 +43,6 @@ static uint64_t get64(const uint8_t *p)
     return (uint64_t)get32(p) << 32 | get32(p + 4);
 }
 
-/* CRC-32 (IEEE) of the header: a cheap guard so that resynchronising after
- * garbage does not lock onto a stray magic value. */
 /* CRC-32/IEEE by table: every frame header is checked on both sides, and
  * bit by bit the 44 bytes took ~3 400 instructions per header (callgrind),
  * more than the rest of framing a shard.  Entry i is the CRC of byte i. */
@@ -94,6 +92,8 @@ static const uint32_t crc_table[256] = {
     0xb40bbe37u, 0xc30c8ea1u, 0x5a05df1bu, 0x2d02ef8du,
 };
 
+/* CRC-32 (IEEE) of the header: a cheap guard so that resynchronising after
+ * garbage does not lock onto a stray magic value. */
 uint32_t gmpc_crc32(const void *data, size_t n)
 {
     const uint8_t *p = data;

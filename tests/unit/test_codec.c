@@ -5,11 +5,16 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "gmpool.h"
 #include "proto.h"
+#include "uvwrite.h"
 
 static size_t make(uint8_t type, uint64_t task, uint32_t seq, const char *pl,
                    uint8_t *out, size_t cap)
@@ -323,6 +328,126 @@ static void crc32_values(void **state)
     }
 }
 
+/* gmpc_write_now over a socketpair: what the socket takes at once, what
+ * it takes only in part (the rest queued from mid-buffer), and a peer
+ * that is gone (an error, reported once). */
+typedef struct wn_peer {
+    int fd;
+    uint8_t *got;
+    size_t want, len;
+} wn_peer;
+
+static void *wn_read(void *arg)
+{
+    wn_peer *p = arg;
+    while (p->len < p->want) {
+        ssize_t n = read(p->fd, p->got + p->len, p->want - p->len);
+        if (n <= 0)
+            break;
+        p->len += (size_t)n;
+    }
+    return NULL;
+}
+
+static int g_wn_calls, g_wn_status;
+
+static void wn_done(uv_write_t *req, int status)
+{
+    (void)req;
+    g_wn_calls++;
+    g_wn_status = status;
+}
+
+static void wn_open(uv_loop_t *loop, uv_pipe_t *pipe, int fd[2])
+{
+    int small = 4096;
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fd), 0);
+    setsockopt(fd[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    assert_int_equal(uv_loop_init(loop), 0);
+    assert_int_equal(uv_pipe_init(loop, pipe, 0), 0);
+    assert_int_equal(uv_pipe_open(pipe, fd[0]), 0);
+}
+
+static void wn_close(uv_loop_t *loop, uv_pipe_t *pipe)
+{
+    uv_close((uv_handle_t *)pipe, NULL);
+    uv_run(loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(loop), 0);
+}
+
+static void write_now(void **state)
+{
+    (void)state;
+    static const size_t lens[] = {44, 300001, 7, 0, 262144, 44, 123457};
+    enum { NB = sizeof lens / sizeof lens[0] };
+    size_t total = 0;
+    for (unsigned i = 0; i < NB; i++)
+        total += lens[i];
+    uint8_t *src = malloc(total), *got = malloc(total);
+    assert_non_null(src);
+    assert_non_null(got);
+    for (size_t i = 0; i < total; i++)
+        src[i] = (uint8_t)(i * 31 + i / 251);
+    uv_loop_t loop;
+    uv_pipe_t pipe;
+    uv_write_t req;
+    int fd[2];
+    bool queued;
+
+    /* fits: written at once, the callback never runs */
+    wn_open(&loop, &pipe, fd);
+    uv_buf_t few[2] = {uv_buf_init((char *)src, 44),
+                       uv_buf_init((char *)src + 44, 100)};
+    g_wn_calls = 0;
+    assert_int_equal(gmpc_write_now((uv_stream_t *)&pipe, &req, few, 2,
+                                    wn_done, &queued), 0);
+    assert_false(queued);
+    assert_int_equal(read(fd[1], got, total), 144);
+    assert_memory_equal(got, src, 144);
+
+    /* too much for the socket: the rest goes out through req */
+    uv_buf_t bufs[NB];
+    size_t off = 0;
+    for (unsigned i = 0; i < NB; i++) {
+        bufs[i] = uv_buf_init((char *)src + off, (unsigned)lens[i]);
+        off += lens[i];
+    }
+    wn_peer peer = {fd[1], got, total, 0};
+    pthread_t th;
+    assert_int_equal(gmpc_write_now((uv_stream_t *)&pipe, &req, bufs, NB,
+                                    wn_done, &queued), 0);
+    assert_true(queued);
+    assert_int_equal(pthread_create(&th, NULL, wn_read, &peer), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    pthread_join(th, NULL);
+    assert_int_equal(g_wn_calls, 1);
+    assert_int_equal(g_wn_status, 0);
+    assert_int_equal(peer.len, total);
+    assert_memory_equal(got, src, total);
+    wn_close(&loop, &pipe);
+    close(fd[1]);
+
+    /* the peer is gone: the error comes back once, one way or the other */
+    wn_open(&loop, &pipe, fd);
+    close(fd[1]);
+    signal(SIGPIPE, SIG_IGN);
+    g_wn_calls = 0;
+    int rc = gmpc_write_now((uv_stream_t *)&pipe, &req, few, 2, wn_done,
+                            &queued);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    if (queued) {
+        assert_int_equal(rc, 0);
+        assert_int_equal(g_wn_calls, 1);
+        assert_true(g_wn_status < 0);
+    } else {
+        assert_true(rc < 0);
+        assert_int_equal(g_wn_calls, 0);
+    }
+    wn_close(&loop, &pipe);
+    free(src);
+    free(got);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -339,6 +464,7 @@ int main(void)
         cmocka_unit_test(inbuf),
         cmocka_unit_test(strerror_total),
         cmocka_unit_test(crc32_values),
+        cmocka_unit_test(write_now),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

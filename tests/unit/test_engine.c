@@ -278,6 +278,74 @@ static void parallel_partial_final(void **state)
     gmpd_engine_free(c);
 }
 
+/* Every AES key length has its row (ECB, CBC, CTR against libcrypto;
+ * GCM opens), and the argument errors each come back as their own code. */
+static void rows_and_errors(void **state)
+{
+    (void)state;
+    static const char *const modes[] = {"ECB", "CBC", "CTR"};
+    static const uint16_t algs[] = {GMP_ALG_AES_ECB, GMP_ALG_AES_CBC,
+                                    GMP_ALG_AES_CTR};
+    static const uint8_t key[32] = {9}, iv[16] = {7}, in[32] = {5};
+    uint8_t want[64], got[64];
+    size_t ol, fl;
+    int st;
+    for (unsigned m = 0; m < 3; m++)
+        for (size_t kl = 16; kl <= 32; kl += 8) {
+            char name[16];
+            snprintf(name, sizeof name, "AES-%zu-%s", kl * 8, modes[m]);
+            cipher_case k = {algs[m], name, 0, true};
+            size_t wl = ref_cipher(&k, key, iv, in, sizeof in, want);
+            gmpd_engine_args a = {.key = key, .key_len = kl, .iv = iv,
+                                  .iv_len = m ? 16 : 0};
+            gmpd_engine_ctx *c = gmpd_engine_new(algs[m], &a, &st);
+            assert_non_null(c);
+            assert_int_equal(gmpd_engine_update(c, in, sizeof in, got, &ol),
+                             GMP_OK);
+            assert_int_equal(gmpd_engine_final(c, got + ol, &fl), GMP_OK);
+            assert_int_equal(ol + fl, wl);
+            assert_memory_equal(got, want, wl);
+            gmpd_engine_free(c);
+        }
+    for (size_t kl = 16; kl <= 32; kl += 8) {
+        gmpd_engine_args a = {.key = key, .key_len = kl, .iv = iv,
+                              .iv_len = 12};
+        gmpd_engine_ctx *c = gmpd_engine_new(GMP_ALG_AES_GCM, &a, &st);
+        assert_non_null(c);
+        gmpd_engine_free(c);
+    }
+    struct {
+        uint16_t alg;
+        gmpd_engine_args a;
+        int want;
+    } bad[] = {
+        {GMP_ALG_AES_CBC, {.key = key, .key_len = 20, .iv = iv, .iv_len = 16},
+         GMP_ERR_KEY},
+        {0xFFFF, {0}, GMP_ERR_ALG},
+        {GMP_ALG_SM4_CBC, {.key = key, .key_len = 16, .iv = iv, .iv_len = 8},
+         GMP_ERR_IV},
+        {GMP_ALG_SM4_CTR, {.flags = GMP_TASK_PAD, .key = key, .key_len = 16,
+                           .iv = iv, .iv_len = 16},
+         GMP_ERR_ARG},
+        {GMP_ALG_HMAC_SM3, {0}, GMP_ERR_KEY},
+        {GMP_ALG_SM3, {.key = key, .key_len = 16}, GMP_ERR_ARG},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        st = GMP_OK;
+        assert_null(gmpd_engine_new(bad[i].alg, &bad[i].a, &st));
+        assert_int_equal(st, bad[i].want);
+    }
+    assert_string_equal(gmpd_engine_impl(0xFFFF, 0), "none");
+    /* a digest has no stream position */
+    gmpd_engine_args none = {0};
+    gmpd_engine_ctx *c = gmpd_engine_new(GMP_ALG_SM3, &none, &st);
+    gmpd_engine_pos p = {0};
+    assert_non_null(c);
+    assert_int_equal(gmpd_engine_update_at(c, &p, in, 16, true, got, &ol),
+                     GMP_ERR_INTERNAL);
+    gmpd_engine_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -286,6 +354,7 @@ int main(void)
         cmocka_unit_test(diff_ciphers),
         cmocka_unit_test(diff_parallel),
         cmocka_unit_test(parallel_partial_final),
+        cmocka_unit_test(rows_and_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
