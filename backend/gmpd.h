@@ -247,9 +247,7 @@ void gmpd_sdf_session_free(gmpd_session *s);
  * the reply text goes to out (cap bytes, NUL-terminated). */
 int gmpd_sdf_admin(int argc, char **argv, char *out, size_t cap);
 
-/* ---- admin.c ---- */
-/* Runs one admin command (argv) and writes the text reply. */
-/* The tenant's token (token.c): user PIN and login state. */
+/* ---- token.c: the tenant's token, user PIN and login state ---- */
 #define GMPD_PIN_MIN GMP_PIN_MIN
 #define GMPD_PIN_MAX GMP_PIN_MAX
 #define GMPD_PIN_TRIES 10
@@ -274,6 +272,8 @@ int gmpd_token_info(gmpd_session *s, gmpd_token_state *out);
 /* Private keys are invisible to a session that has not logged in. */
 bool gmpd_token_may_see(gmpd_session *s, uint32_t key_flags);
 
+/* ---- admin.c ---- */
+/* Runs one admin command (argv) and writes the text reply. */
 int gmpd_admin_run(int argc, char **argv, char *out, size_t cap);
 
 #endif

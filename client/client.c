@@ -343,17 +343,17 @@ static int mac_key(gmp_alg alg, const uint8_t *key, size_t key_len,
                {GMP_ALG_HMAC_SHA256, "SHA2-256", 64},
                {GMP_ALG_HMAC_SHA384, "SHA2-384", 128},
                {GMP_ALG_HMAC_SHA512, "SHA2-512", 128}};
+    if (key_len <= GMP_MAX_KEY_LEN) {
+        if (key_len)
+            memcpy(dst->key, key, key_len);
+        dst->key_len = key_len;
+        return GMP_OK; /* the daemon judges the algorithm */
+    }
     size_t i = 0;
     while (i < sizeof mds / sizeof mds[0] && mds[i].alg != alg)
         i++;
-    if (key_len <= GMP_MAX_KEY_LEN || i == sizeof mds / sizeof mds[0]) {
-        if (key_len && key_len <= GMP_MAX_KEY_LEN)
-            memcpy(dst->key, key, key_len);
-        dst->key_len = key_len <= GMP_MAX_KEY_LEN ? key_len : 0;
-        return key_len <= GMP_MAX_KEY_LEN
-                   ? GMP_OK
-                   : gmp_fail(GMP_ERR_ALG, "not an HMAC algorithm");
-    }
+    if (i == sizeof mds / sizeof mds[0])
+        return gmp_fail(GMP_ERR_ALG, "not an HMAC algorithm");
     if (key_len <= mds[i].block)
         return gmp_fail(GMP_ERR_KEY, "HMAC keys of %u..%zu bytes cannot be "
                         "sent to the pool", GMP_MAX_KEY_LEN + 1, mds[i].block);

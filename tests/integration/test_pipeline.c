@@ -744,10 +744,35 @@ static void hmac_sm3(void **state)
         gmp_task_free(t);
         free(key), free(in);
     }
+    /* HMAC-SHA-512 hashes a key over its 128-byte block with SHA-512 */
+    uint8_t *key = gmpt_random_bytes(200), want[64], got[64];
+    size_t wl = 0, gl = sizeof got;
+    OSSL_PARAM p[] = {OSSL_PARAM_construct_utf8_string("digest", "SHA2-512", 0),
+                      OSSL_PARAM_construct_end()};
+    EVP_MAC_CTX *m = EVP_MAC_CTX_new(mac);
+    assert_true(EVP_MAC_init(m, key, 200, p));
+    assert_true(EVP_MAC_update(m, (const uint8_t *)"abc", 3));
+    assert_true(EVP_MAC_final(m, want, &wl, sizeof want));
+    EVP_MAC_CTX_free(m);
     EVP_MAC_free(mac);
     gmp_task *t;
+    assert_int_equal(gmp_mac_open(c, GMP_ALG_HMAC_SHA512, key, 200, NULL, &t),
+                     GMP_OK);
+    assert_int_equal(gmp_task_update(t, "abc", 3, NULL, NULL), GMP_OK);
+    assert_int_equal(gmp_task_final(t, got, &gl), GMP_OK);
+    assert_int_equal(gl, 64);
+    assert_memory_equal(got, want, 64);
+    gmp_task_free(t);
+    /* keys the client cannot send, and calls that name no key */
+    assert_int_equal(gmp_mac_open(c, GMP_ALG_HMAC_SHA384, key, 100, NULL, &t),
+                     GMP_ERR_KEY);
+    assert_int_equal(gmp_mac_open(c, GMP_ALG_SM3, key, 100, NULL, &t),
+                     GMP_ERR_ALG);
+    assert_int_equal(gmp_mac_open(c, GMP_ALG_SM3, key, 16, NULL, &t),
+                     GMP_ERR_ARG); /* the daemon: a digest takes no key */
     assert_int_equal(gmp_mac_open(c, GMP_ALG_HMAC_SM3, NULL, 0, NULL, &t),
                      GMP_ERR_KEY);
+    free(key);
     gmp_client_close(c);
 }
 
