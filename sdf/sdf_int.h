@@ -78,6 +78,21 @@ void sdf_cipher_out(const gmp_sm2_cipher *c, ECCCipher *e);
  * hash's Z and in key agreement alike. */
 void sdf_id_or_default(const unsigned char **id, unsigned int *len);
 
+/* SM2 encryption's algorithm ids: SGD_SM2_3, or SGD_SM2 for SM2 whole. */
+static inline bool sdf_sm2_enc_alg(unsigned int id)
+{
+    return id == SGD_SM2_3 || id == SGD_SM2;
+}
+
+/* An SM4 id a call does not take is a mode it lacks; any other id an
+ * algorithm (the family is the id without its low byte). */
+static inline int sdf_sm4_refused(unsigned int id)
+{
+    return (id & 0xFFFFFF00u) == (SGD_SM4_ECB & 0xFFFFFF00u)
+               ? SDR_ALGMODNOTSUPPORT
+               : SDR_ALGNOTSUPPORT;
+}
+
 #define SDF_KEY_BITS 128 /* session keys are SM4 */
 #define SDF_ECC_BITS 256
 

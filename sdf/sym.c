@@ -12,7 +12,6 @@
 
 #define BLK GMP_SM4_BLOCK
 #define MAC_CHUNK (1024u * 1024u) /* CBC-MAC scratch */
-#define SGD_FAMILY(id) ((id) & 0xFFFFFF00u)
 
 /* The pool's mode for an SDF algorithm id: the four cipher modes, or the
  * MAC (CBC underneath). */
@@ -35,8 +34,7 @@ static int mode_of(unsigned int id, bool mac, gmp_alg *alg)
         *alg = GMP_ALG_SM4_CBC;
         return mac ? SDR_OK : SDR_ALGMODNOTSUPPORT;
     default:
-        return SGD_FAMILY(id) == SGD_FAMILY(SGD_SM4_ECB) ? SDR_ALGMODNOTSUPPORT
-                                                         : SDR_ALGNOTSUPPORT;
+        return sdf_sm4_refused(id);
     }
     return mac ? SDR_ALGMODNOTSUPPORT : SDR_OK;
 }
