@@ -1524,9 +1524,11 @@ int gmpd_file_create(gmpd_store *s, uint32_t vcm, const uint8_t *name,
     return rc;
 }
 
-/* The row id and size of a file, for incremental blob I/O. */
-static int file_find(gmpd_store *s, uint32_t vcm, const uint8_t *name,
-                     size_t name_len, sqlite3_int64 *row, uint32_t *size)
+/* The row id of a file, for incremental blob I/O, and the bytes from off
+ * to its end; GMP_ERR_ARG for an offset past the end. */
+static int file_at(gmpd_store *s, uint32_t vcm, const uint8_t *name,
+                   size_t name_len, uint32_t off, sqlite3_int64 *row,
+                   uint32_t *room)
 {
     sqlite3_stmt *st = sql_prep(s, "SELECT rowid, LENGTH(data) FROM "
                                    "sdf_files WHERE vcm = ?1 AND name = ?2");
@@ -1534,15 +1536,19 @@ static int file_find(gmpd_store *s, uint32_t vcm, const uint8_t *name,
         return GMP_ERR_INTERNAL;
     sqlite3_bind_int64(st, 1, vcm);
     sqlite3_bind_blob(st, 2, name, (int)name_len, SQLITE_STATIC);
+    uint32_t size = 0;
     int r = sqlite3_step(st);
     if (r == SQLITE_ROW) {
         *row = sqlite3_column_int64(st, 0);
-        *size = (uint32_t)sqlite3_column_int64(st, 1);
+        size = (uint32_t)sqlite3_column_int64(st, 1);
     }
     sqlite3_finalize(st);
-    return r == SQLITE_ROW    ? GMP_OK
-           : r == SQLITE_DONE ? GMP_ERR_NOT_FOUND
-                              : GMP_ERR_INTERNAL;
+    if (r != SQLITE_ROW)
+        return r == SQLITE_DONE ? GMP_ERR_NOT_FOUND : GMP_ERR_INTERNAL;
+    if (off > size)
+        return GMP_ERR_ARG;
+    *room = size - off;
+    return GMP_OK;
 }
 
 /* Reads or writes n bytes at off of an existing file (bounds checked by
@@ -1573,13 +1579,11 @@ int gmpd_file_read(gmpd_store *s, uint32_t vcm, const uint8_t *name,
     if (!s || !file_name_ok(name, name_len) || !len || (!buf && *len))
         return GMP_ERR_ARG;
     sqlite3_int64 row = 0;
-    uint32_t size = 0;
+    uint32_t room = 0;
     lock(s);
-    int rc = file_find(s, vcm, name, name_len, &row, &size);
-    if (!rc && off > size)
-        rc = GMP_ERR_ARG;
-    if (!rc && *len > size - off)
-        *len = size - off;
+    int rc = file_at(s, vcm, name, name_len, off, &row, &room);
+    if (!rc && *len > room)
+        *len = room;
     if (!rc)
         rc = file_io(s, row, false, off, buf, *len);
     unlock(s);
@@ -1595,12 +1599,10 @@ int gmpd_file_write(gmpd_store *s, uint32_t vcm, const uint8_t *name,
     if (!s || !file_name_ok(name, name_len) || (!buf && len))
         return GMP_ERR_ARG;
     sqlite3_int64 row = 0;
-    uint32_t size = 0;
+    uint32_t room = 0;
     lock(s);
-    int rc = file_find(s, vcm, name, name_len, &row, &size);
-    if (!rc && off > size)
-        rc = GMP_ERR_ARG;
-    else if (!rc && len > size - off)
+    int rc = file_at(s, vcm, name, name_len, off, &row, &room);
+    if (!rc && len > room)
         rc = GMP_ERR_LENGTH;
     if (!rc)
         rc = file_io(s, row, true, off, (void *)buf, len);
