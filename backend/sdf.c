@@ -860,16 +860,19 @@ static int op_agree_respond(gmpd_session *s, gmpc_rbuf *r, gmpc_wbuf *w)
 /* ---- files ---- */
 
 /* A write fits its file as a whole or is refused before any byte of it
- * is written: every request of a write says where the whole write ends
- * (zero-length writes at the two ends check them against the file). */
+ * is written: every request of a write says where the whole write ends,
+ * checked here against the file with the store's errors (an offset past
+ * the end first, then data running past it). */
 static int file_fits(uint32_t vcm, const uint8_t *name, size_t nl,
                      uint32_t off, uint32_t end)
 {
-    int rc = gmpd_file_write(gmpd->store, vcm, name, nl, off, NULL, 0);
-    if (rc)
-        return rc;
-    rc = gmpd_file_write(gmpd->store, vcm, name, nl, end, NULL, 0);
-    return rc == GMP_ERR_ARG ? GMP_ERR_LENGTH : rc;
+    uint32_t size = 0;
+    int rc = gmpd_file_size(gmpd->store, vcm, name, nl, &size);
+    if (!rc && off > size)
+        rc = GMP_ERR_ARG;
+    else if (!rc && end > size)
+        rc = GMP_ERR_LENGTH;
+    return rc;
 }
 
 static int op_file_write(gmpd_session *s, gmpc_rbuf *r)

@@ -1573,6 +1573,18 @@ static int file_io(gmpd_store *s, sqlite3_int64 row, bool write,
     return GMP_OK;
 }
 
+int gmpd_file_size(gmpd_store *s, uint32_t vcm, const uint8_t *name,
+                   size_t name_len, uint32_t *size)
+{
+    if (!s || !file_name_ok(name, name_len) || !size)
+        return GMP_ERR_ARG;
+    sqlite3_int64 row = 0;
+    lock(s);
+    int rc = file_at(s, vcm, name, name_len, 0, &row, size);
+    unlock(s);
+    return rc;
+}
+
 int gmpd_file_read(gmpd_store *s, uint32_t vcm, const uint8_t *name,
                    size_t name_len, uint32_t off, uint8_t *buf, size_t *len)
 {
