@@ -890,30 +890,40 @@ static int op_file_write(gmpd_session *s, gmpc_rbuf *r)
                                      off, data, dl);
 }
 
-static int op_file(gmpd_session *s, uint8_t op, gmpc_rbuf *r, gmpc_wbuf *w)
+static int op_file_create(gmpd_session *s, gmpc_rbuf *r)
 {
     size_t nl = 0;
     const uint8_t *name = gmpc_r_blob(r, GMPD_FILE_NAME_MAX, &nl);
-    uint32_t a = op == GMPC_FILE_DELETE ? 0 : gmpc_r_u32(r), b = 0;
-    if (op == GMPC_FILE_READ)
-        b = gmpc_r_u32(r);
+    uint32_t size = gmpc_r_u32(r);
     if (!gmpc_r_done(r))
         return GMP_ERR_PROTO;
-    uint32_t vcm = s->tenant.vcm;
+    return gmpd_file_create(gmpd->store, s->tenant.vcm, name, nl, size,
+                            FILE_SPACE);
+}
+
+static int op_file_read(gmpd_session *s, gmpc_rbuf *r, gmpc_wbuf *w)
+{
+    size_t nl = 0;
+    const uint8_t *name = gmpc_r_blob(r, GMPD_FILE_NAME_MAX, &nl);
+    uint32_t off = gmpc_r_u32(r), want = gmpc_r_u32(r);
+    if (!gmpc_r_done(r))
+        return GMP_ERR_PROTO;
     uint8_t buf[GMPC_FILE_CHUNK];
-    size_t n = b < sizeof buf ? b : sizeof buf;
-    int rc;
-    switch (op) {
-    case GMPC_FILE_CREATE:
-        return gmpd_file_create(gmpd->store, vcm, name, nl, a, FILE_SPACE);
-    case GMPC_FILE_READ:
-        rc = gmpd_file_read(gmpd->store, vcm, name, nl, a, buf, &n);
-        if (!rc)
-            gmpc_w_blob(w, buf, n);
-        return rc;
-    default:
-        return gmpd_file_delete(gmpd->store, vcm, name, nl);
-    }
+    size_t n = want < sizeof buf ? want : sizeof buf;
+    int rc = gmpd_file_read(gmpd->store, s->tenant.vcm, name, nl, off, buf,
+                            &n);
+    if (!rc)
+        gmpc_w_blob(w, buf, n);
+    return rc;
+}
+
+static int op_file_delete(gmpd_session *s, gmpc_rbuf *r)
+{
+    size_t nl = 0;
+    const uint8_t *name = gmpc_r_blob(r, GMPD_FILE_NAME_MAX, &nl);
+    if (!gmpc_r_done(r))
+        return GMP_ERR_PROTO;
+    return gmpd_file_delete(gmpd->store, s->tenant.vcm, name, nl);
 }
 
 static int op_info(gmpd_session *s, gmpc_rbuf *r, gmpc_wbuf *w)
@@ -970,12 +980,14 @@ int gmpd_sdf_request(gmpd_session *s, uint8_t op, gmpc_rbuf *r,
         return op_agree_finish(s, r, w);
     case GMPC_AGREE_RESPOND:
         return op_agree_respond(s, r, w);
+    case GMPC_FILE_CREATE:
+        return op_file_create(s, r);
+    case GMPC_FILE_READ:
+        return op_file_read(s, r, w);
     case GMPC_FILE_WRITE:
         return op_file_write(s, r);
-    case GMPC_FILE_CREATE:
-    case GMPC_FILE_READ:
     case GMPC_FILE_DELETE:
-        return op_file(s, op, r, w);
+        return op_file_delete(s, r);
     default:
         return GMP_ERR_ARG;
     }
