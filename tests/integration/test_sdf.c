@@ -2202,6 +2202,26 @@ static void test_raw_bad_requests(void **state)
     SDF_CloseSession(s);
 }
 
+/* The SDF ops the protocol leaves free are refused as unknown, and the
+ * connection stays up. */
+static void test_raw_unknown_ops(void **state)
+{
+    (void)state;
+    int fd = raw_authed();
+    for (unsigned op = GMPC_FILE_DELETE + 1; op <= GMPC_SDF_LAST; op++) {
+        uint8_t payload[1] = {(uint8_t)op};
+        gmpc_hdr h = {.type = GMPC_T_KEY, .task_id = op, .len = 1}, r;
+        uint8_t *p = NULL;
+        assert_int_equal(gmpt_raw_send_frame(fd, &h, payload), 0);
+        assert_int_equal(gmpt_raw_read_frame(fd, &r, &p, 10000), 0);
+        free(p);
+        assert_int_equal(r.type, GMPC_T_ERROR);
+        assert_int_equal(r.status, GMP_ERR_ARG);
+        assert_false(r.flags & GMPC_F_CLOSE);
+    }
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2240,6 +2260,7 @@ int main(void)
         cmocka_unit_test(test_lockout_survives_restart),
         cmocka_unit_test(test_second_tenant),
         cmocka_unit_test(test_raw_bad_requests),
+        cmocka_unit_test(test_raw_unknown_ops),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
