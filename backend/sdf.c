@@ -21,10 +21,10 @@
 #include "util.h"
 
 #define L GMP_SM2_LEN
-#define SESSION_KEY_LEN 16
+#define SESSION_KEY_LEN GMP_SM4_KEY_LEN
 #define FILE_SPACE (1024u * 1024u) /* per VCM */
 #define AGREE_MAX GMP_SM2_AGREE_MAX
-#define GEN_LEN 32 /* SM3 */
+#define GEN_LEN GMP_SM3_DIGEST_LEN
 
 _Static_assert(GMP_SDF_TRIES == GMPD_PIN_TRIES, "one lock-out policy");
 _Static_assert(GMP_SM2_LEN == GMPD_SM2_LEN, "SM2 sizes");
@@ -624,7 +624,7 @@ static int op_kek_unwrap(gmpd_session *s, gmpc_rbuf *r, gmpc_wbuf *w)
     uint32_t idx = gmpc_r_u32(r);
     uint16_t alg = gmpc_r_u16(r);
     size_t n = 0;
-    const uint8_t *wrapped = gmpc_r_blob(r, 64, &n);
+    const uint8_t *wrapped = gmpc_r_blob(r, GMP_MAX_KEY_LEN, &n);
     uint8_t k[SESSION_KEY_LEN];
     uint32_t handle = 0;
     if (!gmpc_r_done(r))
