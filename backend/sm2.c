@@ -303,37 +303,38 @@ static int ct_decode(const uint8_t *der, size_t len, gmpd_sm2_point *c1,
     return ok ? GMP_OK : GMP_ERR_INTERNAL;
 }
 
-static bool push_int(STACK_OF(ASN1_TYPE) *sk, const uint8_t v[L])
+/* Pushes value (an ASN1_INTEGER or ASN1_OCTET_STRING, NULL when making
+ * it failed) as an element of the given type; frees it when that fails. */
+static bool push(STACK_OF(ASN1_TYPE) *sk, int type, ASN1_STRING *value)
 {
-    BIGNUM *bn = BN_bin2bn(v, L, NULL);
-    ASN1_INTEGER *ai = bn ? BN_to_ASN1_INTEGER(bn, NULL) : NULL;
-    ASN1_TYPE *t = ai ? ASN1_TYPE_new() : NULL;
-    BN_free(bn);
+    ASN1_TYPE *t = value ? ASN1_TYPE_new() : NULL;
     if (!t) {
-        ASN1_INTEGER_free(ai);
+        ASN1_STRING_free(value);
         return false;
     }
-    ASN1_TYPE_set(t, V_ASN1_INTEGER, ai);
+    ASN1_TYPE_set(t, type, value);
     if (sk_ASN1_TYPE_push(sk, t) > 0)
         return true;
     ASN1_TYPE_free(t);
     return false;
 }
 
+static bool push_int(STACK_OF(ASN1_TYPE) *sk, const uint8_t v[L])
+{
+    BIGNUM *bn = BN_bin2bn(v, L, NULL);
+    ASN1_INTEGER *ai = bn ? BN_to_ASN1_INTEGER(bn, NULL) : NULL;
+    BN_free(bn);
+    return push(sk, V_ASN1_INTEGER, ai);
+}
+
 static bool push_oct(STACK_OF(ASN1_TYPE) *sk, const uint8_t *v, size_t n)
 {
     ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
-    ASN1_TYPE *t = os ? ASN1_TYPE_new() : NULL;
-    if (!t || !ASN1_OCTET_STRING_set(os, v, (int)n)) {
+    if (os && !ASN1_OCTET_STRING_set(os, v, (int)n)) {
         ASN1_OCTET_STRING_free(os);
-        ASN1_TYPE_free(t);
-        return false;
+        os = NULL;
     }
-    ASN1_TYPE_set(t, V_ASN1_OCTET_STRING, os);
-    if (sk_ASN1_TYPE_push(sk, t) > 0)
-        return true;
-    ASN1_TYPE_free(t);
-    return false;
+    return push(sk, V_ASN1_OCTET_STRING, os);
 }
 
 /* *der is OPENSSL_malloc'd. */
