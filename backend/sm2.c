@@ -74,6 +74,16 @@ static EC_POINT *point_get(const EC_GROUP *g, const gmpd_sm2_point *p,
     return pt;
 }
 
+/* Whether p is a point of g, as point_get checks it. */
+static bool point_valid(const EC_GROUP *g, const gmpd_sm2_point *p,
+                        BN_CTX *ctx)
+{
+    EC_POINT *pt = point_get(g, p, ctx);
+    bool ok = pt != NULL;
+    EC_POINT_free(pt);
+    return ok;
+}
+
 static int point_put(const EC_GROUP *g, const EC_POINT *pt,
                      gmpd_sm2_point *p, BN_CTX *ctx)
 {
@@ -147,12 +157,10 @@ static int pkey_new(const uint8_t *d, const gmpd_sm2_point *pub,
     if (d)
         pub = &derived;
     BN_CTX *ctx = BN_CTX_new_ex(gmpc_libctx());
-    EC_POINT *check = ctx && group_ok(gmpd_sm2_group())
-                          ? point_get(gmpd_sm2_group(), pub, ctx)
-                          : NULL;
-    EC_POINT_free(check);
+    bool valid = ctx && group_ok(gmpd_sm2_group()) &&
+                 point_valid(gmpd_sm2_group(), pub, ctx);
     BN_CTX_free(ctx);
-    if (!check)
+    if (!valid)
         return GMP_ERR_KEY;
     oct[0] = 0x04; /* uncompressed */
     memcpy(oct + 1, pub->x, L);
@@ -447,13 +455,13 @@ int gmpd_sm2_z(const EC_GROUP *g, const uint8_t *id, size_t id_len,
     if (!group_ok(g))
         return GMP_ERR_INTERNAL;
     BN_CTX *ctx = BN_CTX_new_ex(gmpc_libctx());
-    EC_POINT *pt = ctx ? point_get(g, pub, ctx) : NULL;
+    bool valid = ctx && point_valid(g, pub, ctx);
     EVP_MD *sm3 = EVP_MD_fetch(gmpc_libctx(), "SM3", NULL);
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     uint8_t entl[2] = {(uint8_t)(id_len * 8 >> 8), (uint8_t)(id_len * 8)};
     unsigned zl = 0;
     int rc = !ctx || !sm3 || !md ? GMP_ERR_INTERNAL
-             : !pt               ? GMP_ERR_KEY
+             : !valid            ? GMP_ERR_KEY
                                  : GMP_OK;
     if (!rc && !(EVP_DigestInit_ex2(md, sm3, NULL) &&
                  EVP_DigestUpdate(md, entl, 2) &&
@@ -464,7 +472,6 @@ int gmpd_sm2_z(const EC_GROUP *g, const uint8_t *id, size_t id_len,
         rc = GMP_ERR_INTERNAL;
     EVP_MD_CTX_free(md);
     EVP_MD_free(sm3);
-    EC_POINT_free(pt);
     BN_CTX_free(ctx);
     return rc;
 }
