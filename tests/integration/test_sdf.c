@@ -2017,6 +2017,16 @@ static void test_admin_forms(void **state)
     refused(text, ADMIN_RAW(&text, "sdf", "list"));
     refused(text, ADMIN_RAW(&text, "sdf", "list", "default", "x"));
     refused(text, ADMIN_RAW(&text, "sdf"));
+    /* the daemon's length check, for a new pair and a new password */
+    assert_int_equal(ADMIN_RAW(&text, "sdf", "keypair", "add", "default",
+                               "13", "abc"), GMP_ERR_ARG);
+    assert_non_null(strstr(text, "a password has"));
+    free(text);
+    assert_int_equal(ADMIN_RAW(&text, "sdf", "password", "default", "1",
+                               "abc"), GMP_ERR_ARG);
+    assert_non_null(strstr(text, "a password has"));
+    free(text);
+    assert_int_equal(grant(s, 1, PWD1), SDR_OK);
     assert_false(listed("sm2-sign", 13));
     assert_false(listed("kek", 13));
     assert_true(listed("kek", 1));
