@@ -58,16 +58,10 @@ static void *g_dev;
 
 /* ---- fixtures ---- */
 
+/* An admin command given a password on stdin, which must succeed. */
 static void ctl_secret(const char *args, const char *secret)
 {
-    char path[300], cmd[600];
-    snprintf(path, sizeof path, "%s/secret.txt", g_d->dir);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fprintf(f, "%s\n", secret);
-    fclose(f);
-    snprintf(cmd, sizeof cmd, "%s < '%s'", args, path);
-    assert_int_equal(gmpt_ctl(g_d, NULL, cmd), 0);
+    assert_int_equal(gmpt_ctl_input(g_d, NULL, args, secret), 0);
 }
 
 static int setup(void **state)
@@ -1896,13 +1890,8 @@ static void test_admin_and_restart(void **state)
     assert_int_not_equal(gmpt_ctl(g_d, NULL, "sdf kek delete default 5"), 0);
     assert_int_not_equal(
         gmpt_ctl(g_d, NULL, "sdf keypair add default 7 < /dev/null"), 0);
-    char path[300], cmd[400];
-    snprintf(path, sizeof path, "%s/short.txt", g_d->dir);
-    FILE *f = fopen(path, "w");
-    fputs("abc\n", f);
-    fclose(f);
-    snprintf(cmd, sizeof cmd, "sdf keypair add default 7 < '%s'", path);
-    assert_int_not_equal(gmpt_ctl(g_d, NULL, cmd), 0);
+    assert_int_not_equal(
+        gmpt_ctl_input(g_d, NULL, "sdf keypair add default 7", "abc"), 0);
     assert_int_not_equal(gmpt_ctl(g_d, NULL, "sdf keypair delete default 7"),
                          0);
     /* a pair made and deleted again */
