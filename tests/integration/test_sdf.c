@@ -94,6 +94,13 @@ static void *open_session(void)
     return s;
 }
 
+/* The right to the key pairs at idx, with a password. */
+static int grant(void *s, unsigned idx, const char *pwd)
+{
+    return SDF_GetPrivateKeyAccessRight(s, idx, (unsigned char *)pwd,
+                                        (unsigned)strlen(pwd));
+}
+
 static size_t unhex(const char *h, uint8_t *out)
 {
     size_t n = strlen(h) / 2;
@@ -823,19 +830,14 @@ static void test_access_rights(void **state)
     ECCSignature sig;
     /* no right, a wrong password, a key pair that does not exist */
     assert_int_equal(SDF_InternalSign_ECC(s, 1, e, 32, &sig), SDR_PARDENY);
-    assert_int_equal(SDF_GetPrivateKeyAccessRight(s, 1, (unsigned char *)"nope",
-                                                  4), SDR_PRKRERR);
+    assert_int_equal(grant(s, 1, "nope"), SDR_PRKRERR);
     assert_int_equal(SDF_InternalSign_ECC(s, 1, e, 32, &sig), SDR_PARDENY);
-    assert_int_equal(SDF_GetPrivateKeyAccessRight(s, 9, (unsigned char *)PWD1,
-                                                  strlen(PWD1)),
-                     SDR_KEYNOTEXIST);
+    assert_int_equal(grant(s, 9, PWD1), SDR_KEYNOTEXIST);
     assert_int_equal(SDF_GetPrivateKeyAccessRight(s, 1, NULL, 4),
                      SDR_INARGERR);
     /* another index's password opens nothing here */
-    assert_int_equal(SDF_GetPrivateKeyAccessRight(s, 1, (unsigned char *)PWD2,
-                                                  strlen(PWD2)), SDR_PRKRERR);
-    assert_int_equal(SDF_GetPrivateKeyAccessRight(s, 1, (unsigned char *)PWD1,
-                                                  strlen(PWD1)), SDR_OK);
+    assert_int_equal(grant(s, 1, PWD2), SDR_PRKRERR);
+    assert_int_equal(grant(s, 1, PWD1), SDR_OK);
     assert_int_equal(SDF_InternalSign_ECC(s, 1, e, 32, &sig), SDR_OK);
     /* per session, per index */
     assert_int_equal(SDF_InternalSign_ECC(s2, 1, e, 32, &sig), SDR_PARDENY);
@@ -854,27 +856,16 @@ static void test_password_lockout(void **state)
     (void)state;
     void *s = open_session();
     for (int i = 0; i < 10; i++)
-        assert_int_equal(SDF_GetPrivateKeyAccessRight(
-                             s, 3, (unsigned char *)"wrong-one", 9),
-                         SDR_PRKRERR);
-    assert_int_equal(SDF_GetPrivateKeyAccessRight(s, 3, (unsigned char *)PWD3,
-                                                  strlen(PWD3)), SDR_PRKRERR);
+        assert_int_equal(grant(s, 3, "wrong-one"), SDR_PRKRERR);
+    assert_int_equal(grant(s, 3, PWD3), SDR_PRKRERR);
     char *out = NULL;
     assert_int_equal(gmpt_ctl(g_d, &out, "sdf list default"), 0);
     assert_non_null(strstr(out, "locked"));
     free(out);
     ctl_secret("sdf password default 3", "renewed-pass");
-    assert_int_equal(SDF_GetPrivateKeyAccessRight(s, 3, (unsigned char *)PWD3,
-                                                  strlen(PWD3)), SDR_PRKRERR);
-    assert_int_equal(SDF_GetPrivateKeyAccessRight(
-                         s, 3, (unsigned char *)"renewed-pass", 12), SDR_OK);
+    assert_int_equal(grant(s, 3, PWD3), SDR_PRKRERR);
+    assert_int_equal(grant(s, 3, "renewed-pass"), SDR_OK);
     SDF_CloseSession(s);
-}
-
-static int grant(void *s, unsigned idx, const char *pwd)
-{
-    return SDF_GetPrivateKeyAccessRight(s, idx, (unsigned char *)pwd,
-                                        (unsigned)strlen(pwd));
 }
 
 static int sign_with(void *s, unsigned idx)
@@ -998,8 +989,7 @@ static void test_signatures(void **state)
     assert_int_equal(SDF_ExportSignPublicKey_ECC(s, 1, &pub), SDR_OK);
     assert_int_equal(SDF_ExportEncPublicKey_ECC(s, 1, &pub2), SDR_OK);
     assert_memory_not_equal(pub.x, pub2.x, sizeof pub.x);
-    assert_int_equal(SDF_GetPrivateKeyAccessRight(s, 1, (unsigned char *)PWD1,
-                                                  strlen(PWD1)), SDR_OK);
+    assert_int_equal(grant(s, 1, PWD1), SDR_OK);
     sdf_e(s, &pub, msg, sizeof msg, e);
     assert_int_equal(SDF_InternalSign_ECC(s, 1, e, 32, &sig), SDR_OK);
     /* libcrypto, given the message and ID, verifies it: so Z matched */
@@ -1094,15 +1084,13 @@ static void test_sm2_encryption(void **state)
     assert_int_equal(c->L, sizeof msg);
     assert_int_equal(SDF_InternalDecrypt_ECC(s, 1, SGD_SM2_3, c, out, &len),
                      SDR_PARDENY);
-    assert_int_equal(SDF_GetPrivateKeyAccessRight(s, 1, (unsigned char *)PWD1,
-                                                  strlen(PWD1)), SDR_OK);
+    assert_int_equal(grant(s, 1, PWD1), SDR_OK);
     assert_int_equal(SDF_InternalDecrypt_ECC(s, 1, SGD_SM2_3, c, out, &len),
                      SDR_OK);
     assert_int_equal(len, sizeof msg);
     assert_memory_equal(out, msg, sizeof msg);
     /* the other decryption key, a changed C3, a changed C2 */
-    assert_int_equal(SDF_GetPrivateKeyAccessRight(s, 2, (unsigned char *)PWD2,
-                                                  strlen(PWD2)), SDR_OK);
+    assert_int_equal(grant(s, 2, PWD2), SDR_OK);
     assert_int_equal(SDF_InternalDecrypt_ECC(s, 2, SGD_SM2_3, c, out, &len),
                      SDR_ENCDATAERR);
     c->M[0] ^= 1;
@@ -1176,16 +1164,14 @@ static void test_sm2_session_keys(void **state)
     assert_int_equal(SDF_GenerateKeyWithIPK_ECC(s1, 1, 128, c, &k1), SDR_OK);
     assert_int_equal(c->L, 16);
     assert_int_equal(SDF_ImportKeyWithISK_ECC(s2, 1, c, &k2), SDR_PARDENY);
-    assert_int_equal(SDF_GetPrivateKeyAccessRight(s2, 1, (unsigned char *)PWD1,
-                                                  strlen(PWD1)), SDR_OK);
+    assert_int_equal(grant(s2, 1, PWD1), SDR_OK);
     assert_int_equal(SDF_ImportKeyWithISK_ECC(s2, 1, c, &k2), SDR_OK);
     encrypt_decrypt_match(s1, k1, s2, k2);
     /* the envelope re-encrypted to key pair 2 without leaving the pool */
     assert_int_equal(SDF_ExportEncPublicKey_ECC(s2, 2, &pub2), SDR_OK);
     assert_int_equal(SDF_ExchangeDigitEnvelopeBaseOnECC(s2, 1, SGD_SM2_3,
                                                         &pub2, c, c2), SDR_OK);
-    assert_int_equal(SDF_GetPrivateKeyAccessRight(s2, 2, (unsigned char *)PWD2,
-                                                  strlen(PWD2)), SDR_OK);
+    assert_int_equal(grant(s2, 2, PWD2), SDR_OK);
     assert_int_equal(SDF_ImportKeyWithISK_ECC(s2, 2, c2, &k3), SDR_OK);
     encrypt_decrypt_match(s1, k1, s2, k3);
     /* for an external key */
@@ -1231,8 +1217,7 @@ static void test_key_agreement(void **state)
     void *agree = NULL, *ka = NULL, *kb = NULL;
     ECCrefPublicKey spub, stmp, rpub, rtmp;
     unsigned char sid[] = "sponsor@gmpool", rid[] = "responder@gmpool";
-    assert_int_equal(SDF_GetPrivateKeyAccessRight(s1, 1, (unsigned char *)PWD1,
-                                                  strlen(PWD1)), SDR_OK);
+    assert_int_equal(grant(s1, 1, PWD1), SDR_OK);
     assert_int_equal(SDF_GenerateAgreementDataWithECC(s1, 1, 128, sid,
                                                       sizeof sid - 1, &spub,
                                                       &stmp, &agree), SDR_OK);
@@ -1240,8 +1225,7 @@ static void test_key_agreement(void **state)
     assert_int_equal(SDF_GenerateAgreementDataAndKeyWithECC(
                          s2, 2, 128, rid, sizeof rid - 1, sid, sizeof sid - 1,
                          &spub, &stmp, &rpub, &rtmp, &kb), SDR_PARDENY);
-    assert_int_equal(SDF_GetPrivateKeyAccessRight(s2, 2, (unsigned char *)PWD2,
-                                                  strlen(PWD2)), SDR_OK);
+    assert_int_equal(grant(s2, 2, PWD2), SDR_OK);
     assert_int_equal(SDF_GenerateAgreementDataAndKeyWithECC(
                          s2, 2, 128, rid, sizeof rid - 1, sid, sizeof sid - 1,
                          &spub, &stmp, &rpub, &rtmp, &kb), SDR_OK);
@@ -1901,17 +1885,14 @@ static void test_admin_and_restart(void **state)
     free(out);
     assert_int_equal(gmpt_ctl(g_d, NULL, "sdf keypair delete default 7"), 0);
     s = open_session();
-    assert_int_equal(SDF_GetPrivateKeyAccessRight(
-                         s, 7, (unsigned char *)"seventh-pw", 10),
-                     SDR_KEYNOTEXIST);
+    assert_int_equal(grant(s, 7, "seventh-pw"), SDR_KEYNOTEXIST);
     SDF_CloseSession(s);
     /* internal keys and passwords survive a restart, session keys not */
     gmpt_restart(g_d);
     s = open_session();
     assert_int_equal(SDF_ExportSignPublicKey_ECC(s, 2, &after), SDR_OK);
     assert_memory_equal(&before, &after, sizeof after);
-    assert_int_equal(SDF_GetPrivateKeyAccessRight(s, 2, (unsigned char *)PWD2,
-                                                  strlen(PWD2)), SDR_OK);
+    assert_int_equal(grant(s, 2, PWD2), SDR_OK);
     SDF_CloseSession(s);
 }
 
