@@ -59,8 +59,7 @@ int sdf_rv(int status);
 /* A handle value this process has never handed out (never 0). */
 uintptr_t sdf_handle_next(void);
 
-bool sdf_handle_has(const sdf_handles *h, uint32_t v);
-int sdf_handle_add(sdf_handles *h, uint32_t v);
+/* Forgets a session key's handle (SDF_DestroyKey). */
 void sdf_handle_del(sdf_handles *h, uint32_t v);
 /* A new session key's handle, recorded and handed out; on failure the
  * key is destroyed again. */
