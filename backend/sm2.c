@@ -33,7 +33,8 @@ static void group_init(void)
     g_group = EC_GROUP_new_by_curve_name_ex(gmpc_libctx(), NULL, NID_sm2);
 }
 
-const EC_GROUP *gmpd_sm2_group(void)
+/* The SM2 curve, shared and never freed (NULL if libcrypto lacks it). */
+static const EC_GROUP *sm2_group(void)
 {
     pthread_once(&g_group_once, group_init);
     return g_group;
@@ -43,7 +44,7 @@ const EC_GROUP *gmpd_sm2_group(void)
 
 static const EC_GROUP *group_or_sm2(const EC_GROUP *g)
 {
-    return g ? g : gmpd_sm2_group();
+    return g ? g : sm2_group();
 }
 
 /* Only 256-bit curves: coordinates are L bytes everywhere here. */
@@ -157,8 +158,8 @@ static int pkey_new(const uint8_t *d, const gmpd_sm2_point *pub,
     if (d)
         pub = &derived;
     BN_CTX *ctx = BN_CTX_new_ex(gmpc_libctx());
-    bool valid = ctx && group_ok(gmpd_sm2_group()) &&
-                 point_valid(gmpd_sm2_group(), pub, ctx);
+    bool valid = ctx && group_ok(sm2_group()) &&
+                 point_valid(sm2_group(), pub, ctx);
     BN_CTX_free(ctx);
     if (!valid)
         return GMP_ERR_KEY;
