@@ -1407,14 +1407,27 @@ int gmpd_keypin_set(gmpd_store *s, uint32_t vcm, uint32_t idx,
     return rc;
 }
 
+/* Columns: rec, fails. */
+static int keypin_read(gmpd_store *s, sqlite3_stmt *st, uint32_t vcm,
+                       uint32_t idx, gmpd_pin *out)
+{
+    wrap_aad aad;
+    aad_keypin(&aad, vcm, idx);
+    out->fails = (uint32_t)sqlite3_column_int64(st, 1);
+    int rc = wrap_open(s, &aad, sqlite3_column_blob(st, 0),
+                       (size_t)sqlite3_column_bytes(st, 0), out->rec,
+                       &out->len);
+    if (rc)
+        store_warn("SDF key password %u of VCM %u fails its MAC", idx, vcm);
+    return rc;
+}
+
 int gmpd_keypin_get(gmpd_store *s, uint32_t vcm, uint32_t idx,
                     gmpd_pin *out)
 {
     if (!s || !out || idx == 0)
         return GMP_ERR_ARG;
     memset(out, 0, sizeof *out);
-    wrap_aad aad;
-    aad_keypin(&aad, vcm, idx);
     lock(s);
     sqlite3_stmt *st = sql_prep(s, "SELECT rec, fails FROM sdf_pins "
                                    "WHERE vcm = ?1 AND idx = ?2");
@@ -1423,17 +1436,9 @@ int gmpd_keypin_get(gmpd_store *s, uint32_t vcm, uint32_t idx,
         sqlite3_bind_int64(st, 1, vcm);
         sqlite3_bind_int64(st, 2, idx);
         int r = sqlite3_step(st);
-        rc = r == SQLITE_DONE ? GMP_OK /* no password: len 0 */
-             : r == SQLITE_ROW
-                 ? wrap_open(s, &aad, sqlite3_column_blob(st, 0),
-                             (size_t)sqlite3_column_bytes(st, 0), out->rec,
-                             &out->len)
-                 : GMP_ERR_INTERNAL;
-        if (r == SQLITE_ROW)
-            out->fails = (uint32_t)sqlite3_column_int64(st, 1);
-        if (r == SQLITE_ROW && rc)
-            store_warn("SDF key password %u of VCM %u fails its MAC", idx,
-                       vcm);
+        rc = r == SQLITE_ROW    ? keypin_read(s, st, vcm, idx, out)
+             : r == SQLITE_DONE ? GMP_OK /* no password: len 0 */
+                                : GMP_ERR_INTERNAL;
     }
     sqlite3_finalize(st);
     unlock(s);
