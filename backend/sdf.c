@@ -21,10 +21,10 @@
 #include "util.h"
 
 #define L GMP_SM2_LEN
-#define SESSION_KEY_LEN 16
+#define SESSION_KEY_LEN GMP_SM4_KEY_LEN
 #define FILE_SPACE (1024u * 1024u) /* per VCM */
 #define AGREE_MAX GMP_SM2_AGREE_MAX
-#define GEN_LEN 32 /* SM3 */
+#define GEN_LEN GMP_SM3_DIGEST_LEN
 
 _Static_assert(GMP_SDF_TRIES == GMPD_PIN_TRIES, "one lock-out policy");
 _Static_assert(GMP_SM2_LEN == GMPD_SM2_LEN, "SM2 sizes");
@@ -429,7 +429,7 @@ static int pair_handles(gmpd_session *s, uint32_t idx, sdf_right *r)
 /* A password without a key pair behind it grants nothing.  The pair is
  * read before the password: should the operator replace it in between,
  * the right names the old keys or the old password and is void. */
-static int op_unlock(gmpd_session *s, gmpc_rbuf *r)
+static int op_unlock(gmpd_session *s, gmpc_rbuf *r, gmpc_wbuf *w)
 {
     uint32_t idx = gmpc_r_u32(r);
     size_t n = 0;
@@ -450,7 +450,7 @@ static int op_unlock(gmpd_session *s, gmpc_rbuf *r)
     return rc;
 }
 
-static int op_lock(gmpd_session *s, gmpc_rbuf *r)
+static int op_lock(gmpd_session *s, gmpc_rbuf *r, gmpc_wbuf *w)
 {
     uint32_t idx = gmpc_r_u32(r);
     if (!gmpc_r_done(r))
@@ -463,7 +463,7 @@ static int op_lock(gmpd_session *s, gmpc_rbuf *r)
 
 /* ---- SM2 ---- */
 
-static int op_generate(gmpc_rbuf *r, gmpc_wbuf *w)
+static int op_generate(gmpd_session *s, gmpc_rbuf *r, gmpc_wbuf *w)
 {
     uint8_t d[L];
     gmpd_sm2_point pub;
@@ -511,7 +511,7 @@ static int op_sign(gmpd_session *s, gmpc_rbuf *r, gmpc_wbuf *w)
     return rc;
 }
 
-static int op_verify(gmpd_session *s, gmpc_rbuf *r)
+static int op_verify(gmpd_session *s, gmpc_rbuf *r, gmpc_wbuf *w)
 {
     pub_ref k;
     uint8_t e[L], sig_r[L], sig_s[L];
@@ -557,7 +557,7 @@ static int op_decrypt(gmpd_session *s, gmpc_rbuf *r, gmpc_wbuf *w)
     return rc;
 }
 
-static int op_z(gmpc_rbuf *r, gmpc_wbuf *w)
+static int op_z(gmpd_session *s, gmpc_rbuf *r, gmpc_wbuf *w)
 {
     gmpd_sm2_point pub;
     uint8_t z[L];
@@ -624,7 +624,7 @@ static int op_kek_unwrap(gmpd_session *s, gmpc_rbuf *r, gmpc_wbuf *w)
     uint32_t idx = gmpc_r_u32(r);
     uint16_t alg = gmpc_r_u16(r);
     size_t n = 0;
-    const uint8_t *wrapped = gmpc_r_blob(r, 64, &n);
+    const uint8_t *wrapped = gmpc_r_blob(r, GMP_MAX_KEY_LEN, &n);
     uint8_t k[SESSION_KEY_LEN];
     uint32_t handle = 0;
     if (!gmpc_r_done(r))
@@ -860,19 +860,22 @@ static int op_agree_respond(gmpd_session *s, gmpc_rbuf *r, gmpc_wbuf *w)
 /* ---- files ---- */
 
 /* A write fits its file as a whole or is refused before any byte of it
- * is written: every request of a write says where the whole write ends
- * (zero-length writes at the two ends check them against the file). */
+ * is written: every request of a write says where the whole write ends,
+ * checked here against the file with the store's errors (an offset past
+ * the end first, then data running past it). */
 static int file_fits(uint32_t vcm, const uint8_t *name, size_t nl,
                      uint32_t off, uint32_t end)
 {
-    int rc = gmpd_file_write(gmpd->store, vcm, name, nl, off, NULL, 0);
-    if (rc)
-        return rc;
-    rc = gmpd_file_write(gmpd->store, vcm, name, nl, end, NULL, 0);
-    return rc == GMP_ERR_ARG ? GMP_ERR_LENGTH : rc;
+    uint32_t size = 0;
+    int rc = gmpd_file_size(gmpd->store, vcm, name, nl, &size);
+    if (!rc && off > size)
+        rc = GMP_ERR_ARG;
+    else if (!rc && end > size)
+        rc = GMP_ERR_LENGTH;
+    return rc;
 }
 
-static int op_file_write(gmpd_session *s, gmpc_rbuf *r)
+static int op_file_write(gmpd_session *s, gmpc_rbuf *r, gmpc_wbuf *w)
 {
     size_t nl = 0, dl = 0;
     const uint8_t *name = gmpc_r_blob(r, GMPD_FILE_NAME_MAX, &nl);
@@ -887,30 +890,40 @@ static int op_file_write(gmpd_session *s, gmpc_rbuf *r)
                                      off, data, dl);
 }
 
-static int op_file(gmpd_session *s, uint8_t op, gmpc_rbuf *r, gmpc_wbuf *w)
+static int op_file_create(gmpd_session *s, gmpc_rbuf *r, gmpc_wbuf *w)
 {
     size_t nl = 0;
     const uint8_t *name = gmpc_r_blob(r, GMPD_FILE_NAME_MAX, &nl);
-    uint32_t a = op == GMPC_FILE_DELETE ? 0 : gmpc_r_u32(r), b = 0;
-    if (op == GMPC_FILE_READ)
-        b = gmpc_r_u32(r);
+    uint32_t size = gmpc_r_u32(r);
     if (!gmpc_r_done(r))
         return GMP_ERR_PROTO;
-    uint32_t vcm = s->tenant.vcm;
+    return gmpd_file_create(gmpd->store, s->tenant.vcm, name, nl, size,
+                            FILE_SPACE);
+}
+
+static int op_file_read(gmpd_session *s, gmpc_rbuf *r, gmpc_wbuf *w)
+{
+    size_t nl = 0;
+    const uint8_t *name = gmpc_r_blob(r, GMPD_FILE_NAME_MAX, &nl);
+    uint32_t off = gmpc_r_u32(r), want = gmpc_r_u32(r);
+    if (!gmpc_r_done(r))
+        return GMP_ERR_PROTO;
     uint8_t buf[GMPC_FILE_CHUNK];
-    size_t n = b < sizeof buf ? b : sizeof buf;
-    int rc;
-    switch (op) {
-    case GMPC_FILE_CREATE:
-        return gmpd_file_create(gmpd->store, vcm, name, nl, a, FILE_SPACE);
-    case GMPC_FILE_READ:
-        rc = gmpd_file_read(gmpd->store, vcm, name, nl, a, buf, &n);
-        if (!rc)
-            gmpc_w_blob(w, buf, n);
-        return rc;
-    default:
-        return gmpd_file_delete(gmpd->store, vcm, name, nl);
-    }
+    size_t n = want < sizeof buf ? want : sizeof buf;
+    int rc = gmpd_file_read(gmpd->store, s->tenant.vcm, name, nl, off, buf,
+                            &n);
+    if (!rc)
+        gmpc_w_blob(w, buf, n);
+    return rc;
+}
+
+static int op_file_delete(gmpd_session *s, gmpc_rbuf *r, gmpc_wbuf *w)
+{
+    size_t nl = 0;
+    const uint8_t *name = gmpc_r_blob(r, GMPD_FILE_NAME_MAX, &nl);
+    if (!gmpc_r_done(r))
+        return GMP_ERR_PROTO;
+    return gmpd_file_delete(gmpd->store, s->tenant.vcm, name, nl);
 }
 
 static int op_info(gmpd_session *s, gmpc_rbuf *r, gmpc_wbuf *w)
@@ -927,53 +940,38 @@ static int op_info(gmpd_session *s, gmpc_rbuf *r, gmpc_wbuf *w)
     return rc;
 }
 
+/* Every operation reads its request to the end (GMP_ERR_PROTO if it is
+ * not whole) before acting, and writes its reply, if it has one, to w. */
+typedef int sdf_op(gmpd_session *s, gmpc_rbuf *r, gmpc_wbuf *w);
+
+static sdf_op *const g_ops[GMPC_SDF_LAST + 1] = {
+    [GMPC_SDF_INFO] = op_info,
+    [GMPC_SDF_UNLOCK] = op_unlock,
+    [GMPC_SDF_LOCK] = op_lock,
+    [GMPC_SM2_GENERATE] = op_generate,
+    [GMPC_SM2_PUBLIC] = op_public,
+    [GMPC_SM2_SIGN] = op_sign,
+    [GMPC_SM2_VERIFY] = op_verify,
+    [GMPC_SM2_ENCRYPT] = op_encrypt,
+    [GMPC_SM2_DECRYPT] = op_decrypt,
+    [GMPC_SM2_Z] = op_z,
+    [GMPC_KEK_WRAP_NEW] = op_kek_wrap_new,
+    [GMPC_KEK_UNWRAP] = op_kek_unwrap,
+    [GMPC_SM2_WRAP_NEW] = op_sm2_wrap_new,
+    [GMPC_SM2_UNWRAP] = op_sm2_unwrap,
+    [GMPC_SM2_REWRAP] = op_sm2_rewrap,
+    [GMPC_AGREE_START] = op_agree_start,
+    [GMPC_AGREE_FINISH] = op_agree_finish,
+    [GMPC_AGREE_RESPOND] = op_agree_respond,
+    [GMPC_FILE_CREATE] = op_file_create,
+    [GMPC_FILE_READ] = op_file_read,
+    [GMPC_FILE_WRITE] = op_file_write,
+    [GMPC_FILE_DELETE] = op_file_delete,
+};
+
 int gmpd_sdf_request(gmpd_session *s, uint8_t op, gmpc_rbuf *r,
                      gmpc_wbuf *w)
 {
-    switch (op) {
-    case GMPC_SDF_INFO:
-        return op_info(s, r, w);
-    case GMPC_SDF_UNLOCK:
-        return op_unlock(s, r);
-    case GMPC_SDF_LOCK:
-        return op_lock(s, r);
-    case GMPC_SM2_GENERATE:
-        return op_generate(r, w);
-    case GMPC_SM2_PUBLIC:
-        return op_public(s, r, w);
-    case GMPC_SM2_SIGN:
-        return op_sign(s, r, w);
-    case GMPC_SM2_VERIFY:
-        return op_verify(s, r);
-    case GMPC_SM2_ENCRYPT:
-        return op_encrypt(s, r, w);
-    case GMPC_SM2_DECRYPT:
-        return op_decrypt(s, r, w);
-    case GMPC_SM2_Z:
-        return op_z(r, w);
-    case GMPC_KEK_WRAP_NEW:
-        return op_kek_wrap_new(s, r, w);
-    case GMPC_KEK_UNWRAP:
-        return op_kek_unwrap(s, r, w);
-    case GMPC_SM2_WRAP_NEW:
-        return op_sm2_wrap_new(s, r, w);
-    case GMPC_SM2_UNWRAP:
-        return op_sm2_unwrap(s, r, w);
-    case GMPC_SM2_REWRAP:
-        return op_sm2_rewrap(s, r, w);
-    case GMPC_AGREE_START:
-        return op_agree_start(s, r, w);
-    case GMPC_AGREE_FINISH:
-        return op_agree_finish(s, r, w);
-    case GMPC_AGREE_RESPOND:
-        return op_agree_respond(s, r, w);
-    case GMPC_FILE_WRITE:
-        return op_file_write(s, r);
-    case GMPC_FILE_CREATE:
-    case GMPC_FILE_READ:
-    case GMPC_FILE_DELETE:
-        return op_file(s, op, r, w);
-    default:
-        return GMP_ERR_ARG;
-    }
+    sdf_op *f = op <= GMPC_SDF_LAST ? g_ops[op] : NULL;
+    return f ? f(s, r, w) : GMP_ERR_ARG;
 }

@@ -102,6 +102,16 @@ static int password_set(uint32_t vcm, uint32_t idx, const char *pwd)
     return rc;
 }
 
+/* A password of a PIN's length, or what is wrong with it. */
+static int password_ok(const char *pwd, out_text *o)
+{
+    size_t n = strlen(pwd);
+    if (n >= GMPD_PIN_MIN && n <= GMPD_PIN_MAX)
+        return GMP_OK;
+    say(o, "a password has %u to %u bytes\n", GMPD_PIN_MIN, GMPD_PIN_MAX);
+    return GMP_ERR_ARG;
+}
+
 static bool pair_exists(uint32_t vcm, uint32_t idx)
 {
     gmpd_key_attr a;
@@ -114,15 +124,12 @@ static bool pair_exists(uint32_t vcm, uint32_t idx)
 /* Both halves and the password, or nothing. */
 static int pair_add(uint32_t vcm, uint32_t idx, const char *pwd, out_text *o)
 {
-    size_t n = strlen(pwd);
-    if (n < GMPD_PIN_MIN || n > GMPD_PIN_MAX) {
-        say(o, "a password has %u to %u bytes\n", GMPD_PIN_MIN,
-                 GMPD_PIN_MAX);
-        return GMP_ERR_ARG;
-    }
+    int rc = password_ok(pwd, o);
+    if (rc)
+        return rc;
     if (pair_exists(vcm, idx))
         return GMP_ERR_EXISTS;
-    int rc = key_add(vcm, GMPD_KEY_SM2_SIGN, idx);
+    rc = key_add(vcm, GMPD_KEY_SM2_SIGN, idx);
     if (!rc)
         rc = key_add(vcm, GMPD_KEY_SM2_ENC, idx);
     if (!rc)
@@ -227,11 +234,9 @@ static int run_pair_delete(const sdf_args *a, out_text *o)
  * end with it (sdf.c). */
 static int run_password(const sdf_args *a, out_text *o)
 {
-    size_t n = strlen(a->pwd);
-    if (n < GMPD_PIN_MIN || n > GMPD_PIN_MAX) {
-        say(o, "a password has %u to %u bytes\n", GMPD_PIN_MIN, GMPD_PIN_MAX);
-        return GMP_ERR_ARG;
-    }
+    int rc = password_ok(a->pwd, o);
+    if (rc)
+        return rc;
     return pair_exists(a->vcm, a->idx) ? password_set(a->vcm, a->idx, a->pwd)
                                        : GMP_ERR_NOT_FOUND;
 }

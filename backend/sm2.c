@@ -33,7 +33,8 @@ static void group_init(void)
     g_group = EC_GROUP_new_by_curve_name_ex(gmpc_libctx(), NULL, NID_sm2);
 }
 
-const EC_GROUP *gmpd_sm2_group(void)
+/* The SM2 curve, shared and never freed (NULL if libcrypto lacks it). */
+static const EC_GROUP *sm2_group(void)
 {
     pthread_once(&g_group_once, group_init);
     return g_group;
@@ -43,7 +44,7 @@ const EC_GROUP *gmpd_sm2_group(void)
 
 static const EC_GROUP *group_or_sm2(const EC_GROUP *g)
 {
-    return g ? g : gmpd_sm2_group();
+    return g ? g : sm2_group();
 }
 
 /* Only 256-bit curves: coordinates are L bytes everywhere here. */
@@ -72,6 +73,16 @@ static EC_POINT *point_get(const EC_GROUP *g, const gmpd_sm2_point *p,
         return NULL;
     }
     return pt;
+}
+
+/* Whether p is a point of g, as point_get checks it. */
+static bool point_valid(const EC_GROUP *g, const gmpd_sm2_point *p,
+                        BN_CTX *ctx)
+{
+    EC_POINT *pt = point_get(g, p, ctx);
+    bool ok = pt != NULL;
+    EC_POINT_free(pt);
+    return ok;
 }
 
 static int point_put(const EC_GROUP *g, const EC_POINT *pt,
@@ -147,12 +158,10 @@ static int pkey_new(const uint8_t *d, const gmpd_sm2_point *pub,
     if (d)
         pub = &derived;
     BN_CTX *ctx = BN_CTX_new_ex(gmpc_libctx());
-    EC_POINT *check = ctx && group_ok(gmpd_sm2_group())
-                          ? point_get(gmpd_sm2_group(), pub, ctx)
-                          : NULL;
-    EC_POINT_free(check);
+    bool valid = ctx && group_ok(sm2_group()) &&
+                 point_valid(sm2_group(), pub, ctx);
     BN_CTX_free(ctx);
-    if (!check)
+    if (!valid)
         return GMP_ERR_KEY;
     oct[0] = 0x04; /* uncompressed */
     memcpy(oct + 1, pub->x, L);
@@ -303,37 +312,38 @@ static int ct_decode(const uint8_t *der, size_t len, gmpd_sm2_point *c1,
     return ok ? GMP_OK : GMP_ERR_INTERNAL;
 }
 
-static bool push_int(STACK_OF(ASN1_TYPE) *sk, const uint8_t v[L])
+/* Pushes value (an ASN1_INTEGER or ASN1_OCTET_STRING, NULL when making
+ * it failed) as an element of the given type; frees it when that fails. */
+static bool push(STACK_OF(ASN1_TYPE) *sk, int type, ASN1_STRING *value)
 {
-    BIGNUM *bn = BN_bin2bn(v, L, NULL);
-    ASN1_INTEGER *ai = bn ? BN_to_ASN1_INTEGER(bn, NULL) : NULL;
-    ASN1_TYPE *t = ai ? ASN1_TYPE_new() : NULL;
-    BN_free(bn);
+    ASN1_TYPE *t = value ? ASN1_TYPE_new() : NULL;
     if (!t) {
-        ASN1_INTEGER_free(ai);
+        ASN1_STRING_free(value);
         return false;
     }
-    ASN1_TYPE_set(t, V_ASN1_INTEGER, ai);
+    ASN1_TYPE_set(t, type, value);
     if (sk_ASN1_TYPE_push(sk, t) > 0)
         return true;
     ASN1_TYPE_free(t);
     return false;
 }
 
+static bool push_int(STACK_OF(ASN1_TYPE) *sk, const uint8_t v[L])
+{
+    BIGNUM *bn = BN_bin2bn(v, L, NULL);
+    ASN1_INTEGER *ai = bn ? BN_to_ASN1_INTEGER(bn, NULL) : NULL;
+    BN_free(bn);
+    return push(sk, V_ASN1_INTEGER, ai);
+}
+
 static bool push_oct(STACK_OF(ASN1_TYPE) *sk, const uint8_t *v, size_t n)
 {
     ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
-    ASN1_TYPE *t = os ? ASN1_TYPE_new() : NULL;
-    if (!t || !ASN1_OCTET_STRING_set(os, v, (int)n)) {
+    if (os && !ASN1_OCTET_STRING_set(os, v, (int)n)) {
         ASN1_OCTET_STRING_free(os);
-        ASN1_TYPE_free(t);
-        return false;
+        os = NULL;
     }
-    ASN1_TYPE_set(t, V_ASN1_OCTET_STRING, os);
-    if (sk_ASN1_TYPE_push(sk, t) > 0)
-        return true;
-    ASN1_TYPE_free(t);
-    return false;
+    return push(sk, V_ASN1_OCTET_STRING, os);
 }
 
 /* *der is OPENSSL_malloc'd. */
@@ -446,13 +456,13 @@ int gmpd_sm2_z(const EC_GROUP *g, const uint8_t *id, size_t id_len,
     if (!group_ok(g))
         return GMP_ERR_INTERNAL;
     BN_CTX *ctx = BN_CTX_new_ex(gmpc_libctx());
-    EC_POINT *pt = ctx ? point_get(g, pub, ctx) : NULL;
+    bool valid = ctx && point_valid(g, pub, ctx);
     EVP_MD *sm3 = EVP_MD_fetch(gmpc_libctx(), "SM3", NULL);
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     uint8_t entl[2] = {(uint8_t)(id_len * 8 >> 8), (uint8_t)(id_len * 8)};
     unsigned zl = 0;
     int rc = !ctx || !sm3 || !md ? GMP_ERR_INTERNAL
-             : !pt               ? GMP_ERR_KEY
+             : !valid            ? GMP_ERR_KEY
                                  : GMP_OK;
     if (!rc && !(EVP_DigestInit_ex2(md, sm3, NULL) &&
                  EVP_DigestUpdate(md, entl, 2) &&
@@ -463,7 +473,6 @@ int gmpd_sm2_z(const EC_GROUP *g, const uint8_t *id, size_t id_len,
         rc = GMP_ERR_INTERNAL;
     EVP_MD_CTX_free(md);
     EVP_MD_free(sm3);
-    EC_POINT_free(pt);
     BN_CTX_free(ctx);
     return rc;
 }

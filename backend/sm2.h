@@ -20,9 +20,6 @@ typedef struct gmpd_sm2_point {
     uint8_t y[GMPD_SM2_LEN];
 } gmpd_sm2_point;
 
-/* The SM2 curve, shared and never freed (NULL if libcrypto lacks it). */
-const EC_GROUP *gmpd_sm2_group(void);
-
 int gmpd_sm2_keygen(uint8_t d[GMPD_SM2_LEN], gmpd_sm2_point *pub);
 /* pub = d.G on g (NULL: the SM2 curve); GMP_ERR_KEY unless 1 <= d <= n-2. */
 int gmpd_sm2_public(const EC_GROUP *g, const uint8_t d[GMPD_SM2_LEN],

@@ -1407,14 +1407,27 @@ int gmpd_keypin_set(gmpd_store *s, uint32_t vcm, uint32_t idx,
     return rc;
 }
 
+/* Columns: rec, fails. */
+static int keypin_read(gmpd_store *s, sqlite3_stmt *st, uint32_t vcm,
+                       uint32_t idx, gmpd_pin *out)
+{
+    wrap_aad aad;
+    aad_keypin(&aad, vcm, idx);
+    out->fails = (uint32_t)sqlite3_column_int64(st, 1);
+    int rc = wrap_open(s, &aad, sqlite3_column_blob(st, 0),
+                       (size_t)sqlite3_column_bytes(st, 0), out->rec,
+                       &out->len);
+    if (rc)
+        store_warn("SDF key password %u of VCM %u fails its MAC", idx, vcm);
+    return rc;
+}
+
 int gmpd_keypin_get(gmpd_store *s, uint32_t vcm, uint32_t idx,
                     gmpd_pin *out)
 {
     if (!s || !out || idx == 0)
         return GMP_ERR_ARG;
     memset(out, 0, sizeof *out);
-    wrap_aad aad;
-    aad_keypin(&aad, vcm, idx);
     lock(s);
     sqlite3_stmt *st = sql_prep(s, "SELECT rec, fails FROM sdf_pins "
                                    "WHERE vcm = ?1 AND idx = ?2");
@@ -1423,17 +1436,9 @@ int gmpd_keypin_get(gmpd_store *s, uint32_t vcm, uint32_t idx,
         sqlite3_bind_int64(st, 1, vcm);
         sqlite3_bind_int64(st, 2, idx);
         int r = sqlite3_step(st);
-        rc = r == SQLITE_DONE ? GMP_OK /* no password: len 0 */
-             : r == SQLITE_ROW
-                 ? wrap_open(s, &aad, sqlite3_column_blob(st, 0),
-                             (size_t)sqlite3_column_bytes(st, 0), out->rec,
-                             &out->len)
-                 : GMP_ERR_INTERNAL;
-        if (r == SQLITE_ROW)
-            out->fails = (uint32_t)sqlite3_column_int64(st, 1);
-        if (r == SQLITE_ROW && rc)
-            store_warn("SDF key password %u of VCM %u fails its MAC", idx,
-                       vcm);
+        rc = r == SQLITE_ROW    ? keypin_read(s, st, vcm, idx, out)
+             : r == SQLITE_DONE ? GMP_OK /* no password: len 0 */
+                                : GMP_ERR_INTERNAL;
     }
     sqlite3_finalize(st);
     unlock(s);
@@ -1524,9 +1529,11 @@ int gmpd_file_create(gmpd_store *s, uint32_t vcm, const uint8_t *name,
     return rc;
 }
 
-/* The row id and size of a file, for incremental blob I/O. */
-static int file_find(gmpd_store *s, uint32_t vcm, const uint8_t *name,
-                     size_t name_len, sqlite3_int64 *row, uint32_t *size)
+/* The row id of a file, for incremental blob I/O, and the bytes from off
+ * to its end; GMP_ERR_ARG for an offset past the end. */
+static int file_at(gmpd_store *s, uint32_t vcm, const uint8_t *name,
+                   size_t name_len, uint32_t off, sqlite3_int64 *row,
+                   uint32_t *room)
 {
     sqlite3_stmt *st = sql_prep(s, "SELECT rowid, LENGTH(data) FROM "
                                    "sdf_files WHERE vcm = ?1 AND name = ?2");
@@ -1534,15 +1541,19 @@ static int file_find(gmpd_store *s, uint32_t vcm, const uint8_t *name,
         return GMP_ERR_INTERNAL;
     sqlite3_bind_int64(st, 1, vcm);
     sqlite3_bind_blob(st, 2, name, (int)name_len, SQLITE_STATIC);
+    uint32_t size = 0;
     int r = sqlite3_step(st);
     if (r == SQLITE_ROW) {
         *row = sqlite3_column_int64(st, 0);
-        *size = (uint32_t)sqlite3_column_int64(st, 1);
+        size = (uint32_t)sqlite3_column_int64(st, 1);
     }
     sqlite3_finalize(st);
-    return r == SQLITE_ROW    ? GMP_OK
-           : r == SQLITE_DONE ? GMP_ERR_NOT_FOUND
-                              : GMP_ERR_INTERNAL;
+    if (r != SQLITE_ROW)
+        return r == SQLITE_DONE ? GMP_ERR_NOT_FOUND : GMP_ERR_INTERNAL;
+    if (off > size)
+        return GMP_ERR_ARG;
+    *room = size - off;
+    return GMP_OK;
 }
 
 /* Reads or writes n bytes at off of an existing file (bounds checked by
@@ -1567,19 +1578,29 @@ static int file_io(gmpd_store *s, sqlite3_int64 row, bool write,
     return GMP_OK;
 }
 
+int gmpd_file_size(gmpd_store *s, uint32_t vcm, const uint8_t *name,
+                   size_t name_len, uint32_t *size)
+{
+    if (!s || !file_name_ok(name, name_len) || !size)
+        return GMP_ERR_ARG;
+    sqlite3_int64 row = 0;
+    lock(s);
+    int rc = file_at(s, vcm, name, name_len, 0, &row, size);
+    unlock(s);
+    return rc;
+}
+
 int gmpd_file_read(gmpd_store *s, uint32_t vcm, const uint8_t *name,
                    size_t name_len, uint32_t off, uint8_t *buf, size_t *len)
 {
     if (!s || !file_name_ok(name, name_len) || !len || (!buf && *len))
         return GMP_ERR_ARG;
     sqlite3_int64 row = 0;
-    uint32_t size = 0;
+    uint32_t room = 0;
     lock(s);
-    int rc = file_find(s, vcm, name, name_len, &row, &size);
-    if (!rc && off > size)
-        rc = GMP_ERR_ARG;
-    if (!rc && *len > size - off)
-        *len = size - off;
+    int rc = file_at(s, vcm, name, name_len, off, &row, &room);
+    if (!rc && *len > room)
+        *len = room;
     if (!rc)
         rc = file_io(s, row, false, off, buf, *len);
     unlock(s);
@@ -1595,12 +1616,10 @@ int gmpd_file_write(gmpd_store *s, uint32_t vcm, const uint8_t *name,
     if (!s || !file_name_ok(name, name_len) || (!buf && len))
         return GMP_ERR_ARG;
     sqlite3_int64 row = 0;
-    uint32_t size = 0;
+    uint32_t room = 0;
     lock(s);
-    int rc = file_find(s, vcm, name, name_len, &row, &size);
-    if (!rc && off > size)
-        rc = GMP_ERR_ARG;
-    else if (!rc && len > size - off)
+    int rc = file_at(s, vcm, name, name_len, off, &row, &room);
+    if (!rc && len > room)
         rc = GMP_ERR_LENGTH;
     if (!rc)
         rc = file_io(s, row, true, off, (void *)buf, len);

@@ -118,6 +118,9 @@ int gmpd_keypin_fails(gmpd_store *s, uint32_t vcm, uint32_t idx,
 #define GMPD_FILE_NAME_MAX 128
 int gmpd_file_create(gmpd_store *s, uint32_t vcm, const uint8_t *name,
                      size_t name_len, uint32_t size, uint64_t space);
+/* The size a file was created with; GMP_ERR_NOT_FOUND if there is none. */
+int gmpd_file_size(gmpd_store *s, uint32_t vcm, const uint8_t *name,
+                   size_t name_len, uint32_t *size);
 int gmpd_file_read(gmpd_store *s, uint32_t vcm, const uint8_t *name,
                    size_t name_len, uint32_t off, uint8_t *buf, size_t *len);
 int gmpd_file_write(gmpd_store *s, uint32_t vcm, const uint8_t *name,

@@ -45,6 +45,23 @@ static int done(int rc, reply *rp)
     return rc;
 }
 
+/* A request whose reply is empty. */
+static int call_empty(gmp_client *c, const gmpc_wbuf *w)
+{
+    reply rp;
+    return done(call(c, w, &rp), &rp);
+}
+
+/* A request whose reply is the handle of a new session key. */
+static int call_handle(gmp_client *c, const gmpc_wbuf *w, uint32_t *handle)
+{
+    reply rp;
+    int rc = call(c, w, &rp);
+    if (rc == GMP_OK)
+        *handle = gmpc_r_u32(&rp.r);
+    return done(rc, &rp);
+}
+
 static void r_fixed(gmpc_rbuf *r, void *out, size_t n)
 {
     const uint8_t *p = gmpc_r_bytes(r, n);
@@ -141,8 +158,7 @@ GMP_API int gmp_sdf_unlock(gmp_client *c, uint32_t index, const void *pwd,
     gmpc_wbuf *w = req_start(&q, GMPC_SDF_UNLOCK);
     gmpc_w_u32(w, index);
     gmpc_w_blob(w, pwd, len);
-    reply rp;
-    int rc = done(call(c, w, &rp), &rp);
+    int rc = call_empty(c, w);
     OPENSSL_cleanse(q.buf, sizeof q.buf);
     return rc;
 }
@@ -152,8 +168,7 @@ GMP_API int gmp_sdf_lock(gmp_client *c, uint32_t index)
     req q;
     gmpc_wbuf *w = req_start(&q, GMPC_SDF_LOCK);
     gmpc_w_u32(w, index);
-    reply rp;
-    return done(call(c, w, &rp), &rp);
+    return call_empty(c, w);
 }
 
 /* ---- SM2 ---- */
@@ -222,8 +237,7 @@ GMP_API int gmp_sm2_verify(gmp_client *c, const gmp_sm2_key *k,
     gmpc_w_bytes(w, e, L);
     gmpc_w_bytes(w, r, L);
     gmpc_w_bytes(w, s, L);
-    reply rp;
-    return done(call(c, w, &rp), &rp);
+    return call_empty(c, w);
 }
 
 GMP_API int gmp_sm2_encrypt(gmp_client *c, const gmp_sm2_key *k,
@@ -319,11 +333,7 @@ GMP_API int gmp_kek_unwrap(gmp_client *c, uint32_t kek_index, gmp_alg alg,
     gmpc_w_u32(w, kek_index);
     gmpc_w_u16(w, (uint16_t)alg);
     gmpc_w_blob(w, wrapped, wlen);
-    reply rp;
-    int rc = call(c, w, &rp);
-    if (rc == GMP_OK)
-        *handle = gmpc_r_u32(&rp.r);
-    return done(rc, &rp);
+    return call_handle(c, w, handle);
 }
 
 GMP_API int gmp_sm2_wrap_new(gmp_client *c, const gmp_sm2_key *k,
@@ -352,11 +362,7 @@ GMP_API int gmp_sm2_unwrap(gmp_client *c, uint32_t index,
     gmpc_wbuf *w = req_start(&q, GMPC_SM2_UNWRAP);
     gmpc_w_u32(w, index);
     w_ct(w, in);
-    reply rp;
-    int rc = call(c, w, &rp);
-    if (rc == GMP_OK)
-        *handle = gmpc_r_u32(&rp.r);
-    return done(rc, &rp);
+    return call_handle(c, w, handle);
 }
 
 GMP_API int gmp_sm2_rewrap(gmp_client *c, uint32_t index,
@@ -416,11 +422,7 @@ GMP_API int gmp_sm2_agree_finish(gmp_client *c, uint64_t agreement,
     gmpc_wbuf *w = req_start(&q, GMPC_AGREE_FINISH);
     gmpc_w_u64(w, agreement);
     w_party(w, responder);
-    reply rp;
-    int rc = call(c, w, &rp);
-    if (rc == GMP_OK)
-        *handle = gmpc_r_u32(&rp.r);
-    return done(rc, &rp);
+    return call_handle(c, w, handle);
 }
 
 GMP_API int gmp_sm2_agree_respond(gmp_client *c, uint32_t index,
@@ -464,8 +466,7 @@ GMP_API int gmp_file_create(gmp_client *c, const void *name, size_t name_len,
     gmpc_wbuf *w = req_start(&q, GMPC_FILE_CREATE);
     gmpc_w_blob(w, name, name_len);
     gmpc_w_u32(w, size);
-    reply rp;
-    return done(call(c, w, &rp), &rp);
+    return call_empty(c, w);
 }
 
 /* One chunk; *n is what it asks for and what it got. */
@@ -532,8 +533,7 @@ GMP_API int gmp_file_write(gmp_client *c, const void *name, size_t name_len,
         gmpc_w_u32(w, offset + (uint32_t)sent);
         gmpc_w_u32(w, end);
         gmpc_w_blob(w, (const uint8_t *)buf + sent, n);
-        reply rp;
-        rc = done(call(c, w, &rp), &rp);
+        rc = call_empty(c, w);
         sent += n;
     } while (rc == GMP_OK && sent < len);
     return rc;
@@ -547,6 +547,5 @@ GMP_API int gmp_file_delete(gmp_client *c, const void *name, size_t name_len)
     req q;
     gmpc_wbuf *w = req_start(&q, GMPC_FILE_DELETE);
     gmpc_w_blob(w, name, name_len);
-    reply rp;
-    return done(call(c, w, &rp), &rp);
+    return call_empty(c, w);
 }

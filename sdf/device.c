@@ -332,7 +332,7 @@ void sdf_session_put(sdf_session *s)
 
 /* ---- handles a session made ---- */
 
-bool sdf_handle_has(const sdf_handles *h, uint32_t v)
+static bool handle_has(const sdf_handles *h, uint32_t v)
 {
     for (size_t i = 0; i < h->n; i++)
         if (h->v[i] == v)
@@ -340,7 +340,7 @@ bool sdf_handle_has(const sdf_handles *h, uint32_t v)
     return false;
 }
 
-int sdf_handle_add(sdf_handles *h, uint32_t v)
+static int handle_add(sdf_handles *h, uint32_t v)
 {
     if (h->n == h->cap) {
         size_t c = h->cap ? 2 * h->cap : 8;
@@ -367,7 +367,7 @@ void sdf_handle_del(sdf_handles *h, uint32_t v)
 
 int sdf_key_out(sdf_session *s, uint32_t handle, void **out)
 {
-    int rv = sdf_handle_add(&s->keys, handle);
+    int rv = handle_add(&s->keys, handle);
     if (rv != SDR_OK) {
         gmp_key_destroy(s->cli, handle);
         return rv;
@@ -379,7 +379,7 @@ int sdf_key_out(sdf_session *s, uint32_t handle, void **out)
 int sdf_key_in(sdf_session *s, void *h, uint32_t *out)
 {
     uintptr_t v = (uintptr_t)h;
-    if (v == 0 || v > UINT32_MAX || !sdf_handle_has(&s->keys, (uint32_t)v))
+    if (v == 0 || v > UINT32_MAX || !handle_has(&s->keys, (uint32_t)v))
         return SDR_KEYNOTEXIST;
     *out = (uint32_t)v;
     return SDR_OK;

@@ -257,7 +257,7 @@ static int encrypt(void *h, const ECCrefPublicKey *pub, unsigned int index,
     int rv = sdf_session_get(h, &s);
     if (rv != SDR_OK)
         return rv;
-    if (alg != SGD_SM2_3 && alg != SGD_SM2)
+    if (!sdf_sm2_enc_alg(alg))
         rv = SDR_ALGNOTSUPPORT;
     else if (pub)
         rv = sdf_pub_in(pub, &k.pub);
@@ -301,7 +301,7 @@ static int decrypt_args(unsigned int alg, const ECCCipher *in,
                         gmp_sm2_cipher *c, const unsigned char *out,
                         const unsigned int *out_len)
 {
-    if (alg != SGD_SM2_3 && alg != SGD_SM2)
+    if (!sdf_sm2_enc_alg(alg))
         return SDR_ALGNOTSUPPORT;
     int rv = sdf_cipher_in(in, c);
     if (rv == SDR_OK && (!out || !out_len))

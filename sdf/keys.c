@@ -11,11 +11,7 @@
 /* KEK wrapping is SM4-ECB of the 16-byte key. */
 static int kek_alg(unsigned int id)
 {
-    if (id == SGD_SM4_ECB)
-        return SDR_OK;
-    return (id & 0xFFFFFF00u) == (SGD_SM4_ECB & 0xFFFFFF00u)
-               ? SDR_ALGMODNOTSUPPORT
-               : SDR_ALGNOTSUPPORT;
+    return id == SGD_SM4_ECB ? SDR_OK : sdf_sm4_refused(id);
 }
 
 static bool id_ok(const unsigned char *id, unsigned int len)
@@ -160,9 +156,8 @@ SDF_API int SDF_GenerateKeyWithEPK_ECC(void *hSessionHandle,
                                        ECCCipher *pucKey, void **phKeyHandle)
 {
     gmp_sm2_key k = {0};
-    int key_rv = uiAlgID != SGD_SM2_3 && uiAlgID != SGD_SM2
-                     ? SDR_ALGNOTSUPPORT
-                     : sdf_pub_in(pucPublicKey, &k.pub);
+    int key_rv = sdf_sm2_enc_alg(uiAlgID) ? sdf_pub_in(pucPublicKey, &k.pub)
+                                          : SDR_ALGNOTSUPPORT;
     return wrap_new(hSessionHandle, uiKeyBits, &k, key_rv, pucKey,
                     phKeyHandle);
 }
@@ -204,9 +199,8 @@ SDF_API int SDF_ExchangeDigitEnvelopeBaseOnECC(void *hSessionHandle,
     int rv = sdf_session_get(hSessionHandle, &s);
     if (rv != SDR_OK)
         return rv;
-    rv = uiAlgID != SGD_SM2_3 && uiAlgID != SGD_SM2
-             ? SDR_ALGNOTSUPPORT
-             : sdf_pub_in(pucPublicKey, &to);
+    rv = sdf_sm2_enc_alg(uiAlgID) ? sdf_pub_in(pucPublicKey, &to)
+                                  : SDR_ALGNOTSUPPORT;
     if (rv == SDR_OK)
         rv = sdf_cipher_in(pucEncDataIn, &in);
     if (rv == SDR_OK && !pucEncDataOut)

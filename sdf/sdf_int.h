@@ -59,8 +59,7 @@ int sdf_rv(int status);
 /* A handle value this process has never handed out (never 0). */
 uintptr_t sdf_handle_next(void);
 
-bool sdf_handle_has(const sdf_handles *h, uint32_t v);
-int sdf_handle_add(sdf_handles *h, uint32_t v);
+/* Forgets a session key's handle (SDF_DestroyKey). */
 void sdf_handle_del(sdf_handles *h, uint32_t v);
 /* A new session key's handle, recorded and handed out; on failure the
  * key is destroyed again. */
@@ -77,6 +76,21 @@ void sdf_cipher_out(const gmp_sm2_cipher *c, ECCCipher *e);
 /* An SM2 ID of 0 bytes becomes the default ID 1234567812345678, in the
  * hash's Z and in key agreement alike. */
 void sdf_id_or_default(const unsigned char **id, unsigned int *len);
+
+/* SM2 encryption's algorithm ids: SGD_SM2_3, or SGD_SM2 for SM2 whole. */
+static inline bool sdf_sm2_enc_alg(unsigned int id)
+{
+    return id == SGD_SM2_3 || id == SGD_SM2;
+}
+
+/* An SM4 id a call does not take is a mode it lacks; any other id an
+ * algorithm (the family is the id without its low byte). */
+static inline int sdf_sm4_refused(unsigned int id)
+{
+    return (id & 0xFFFFFF00u) == (SGD_SM4_ECB & 0xFFFFFF00u)
+               ? SDR_ALGMODNOTSUPPORT
+               : SDR_ALGNOTSUPPORT;
+}
 
 #define SDF_KEY_BITS 128 /* session keys are SM4 */
 #define SDF_ECC_BITS 256

@@ -12,7 +12,6 @@
 
 #define BLK GMP_SM4_BLOCK
 #define MAC_CHUNK (1024u * 1024u) /* CBC-MAC scratch */
-#define SGD_FAMILY(id) ((id) & 0xFFFFFF00u)
 
 /* The pool's mode for an SDF algorithm id: the four cipher modes, or the
  * MAC (CBC underneath). */
@@ -35,8 +34,7 @@ static int mode_of(unsigned int id, bool mac, gmp_alg *alg)
         *alg = GMP_ALG_SM4_CBC;
         return mac ? SDR_OK : SDR_ALGMODNOTSUPPORT;
     default:
-        return SGD_FAMILY(id) == SGD_FAMILY(SGD_SM4_ECB) ? SDR_ALGMODNOTSUPPORT
-                                                         : SDR_ALGNOTSUPPORT;
+        return sdf_sm4_refused(id);
     }
     return mac ? SDR_ALGMODNOTSUPPORT : SDR_OK;
 }
@@ -95,10 +93,10 @@ static int check_data(gmp_alg alg, const unsigned char *iv,
 }
 
 /* NULL out: only the length it would write. */
-static int sm4_crypt(sdf_session *s, void *h_key, unsigned int alg_id,
-                     unsigned char *iv, const unsigned char *in,
-                     unsigned int len, unsigned char *out,
-                     unsigned int *out_len, bool decrypt)
+static int sm4_crypt_in(sdf_session *s, void *h_key, unsigned int alg_id,
+                        unsigned char *iv, const unsigned char *in,
+                        unsigned int len, unsigned char *out,
+                        unsigned int *out_len, bool decrypt)
 {
     gmp_alg alg = GMP_ALG_NONE;
     uint32_t key = 0;
@@ -124,20 +122,29 @@ static int sm4_crypt(sdf_session *s, void *h_key, unsigned int alg_id,
     return rv;
 }
 
+/* SDF_Encrypt and SDF_Decrypt, in the session behind h. */
+static int sm4_crypt(void *h, void *h_key, unsigned int alg_id,
+                     unsigned char *iv, const unsigned char *in,
+                     unsigned int len, unsigned char *out,
+                     unsigned int *out_len, bool decrypt)
+{
+    sdf_session *s;
+    int rv = sdf_session_get(h, &s);
+    if (rv != SDR_OK)
+        return rv;
+    rv = sm4_crypt_in(s, h_key, alg_id, iv, in, len, out, out_len, decrypt);
+    sdf_session_put(s);
+    return rv;
+}
+
 SDF_API int SDF_Encrypt(void *hSessionHandle, void *hKeyHandle,
                         unsigned int uiAlgID, unsigned char *pucIV,
                         unsigned char *pucData, unsigned int uiDataLength,
                         unsigned char *pucEncData,
                         unsigned int *puiEncDataLength)
 {
-    sdf_session *s;
-    int rv = sdf_session_get(hSessionHandle, &s);
-    if (rv != SDR_OK)
-        return rv;
-    rv = sm4_crypt(s, hKeyHandle, uiAlgID, pucIV, pucData, uiDataLength,
-                   pucEncData, puiEncDataLength, false);
-    sdf_session_put(s);
-    return rv;
+    return sm4_crypt(hSessionHandle, hKeyHandle, uiAlgID, pucIV, pucData,
+                     uiDataLength, pucEncData, puiEncDataLength, false);
 }
 
 SDF_API int SDF_Decrypt(void *hSessionHandle, void *hKeyHandle,
@@ -146,14 +153,8 @@ SDF_API int SDF_Decrypt(void *hSessionHandle, void *hKeyHandle,
                         unsigned int uiEncDataLength, unsigned char *pucData,
                         unsigned int *puiDataLength)
 {
-    sdf_session *s;
-    int rv = sdf_session_get(hSessionHandle, &s);
-    if (rv != SDR_OK)
-        return rv;
-    rv = sm4_crypt(s, hKeyHandle, uiAlgID, pucIV, pucEncData,
-                   uiEncDataLength, pucData, puiDataLength, true);
-    sdf_session_put(s);
-    return rv;
+    return sm4_crypt(hSessionHandle, hKeyHandle, uiAlgID, pucIV, pucEncData,
+                     uiEncDataLength, pucData, puiDataLength, true);
 }
 
 /* CBC-MAC: one CBC task over the data; its ciphertext is scratch, only

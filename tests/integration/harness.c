@@ -215,6 +215,25 @@ int gmpt_ctl(gmpt_daemon *d, char **out, const char *args)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+int gmpt_ctl_input(gmpt_daemon *d, char **out, const char *args,
+                   const char *input)
+{
+    char path[300], cmd[600];
+    snprintf(path, sizeof path, "%s/ctl-input.txt", d->dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    bool written = fprintf(f, "%s\n", input) > 0;
+    if (fclose(f) != 0 || !written) {
+        unlink(path);
+        return -1;
+    }
+    snprintf(cmd, sizeof cmd, "%s < '%s'", args, path);
+    int rc = gmpt_ctl(d, out, cmd);
+    unlink(path);
+    return rc;
+}
+
 static uint64_t g_seed = 0x9e3779b97f4a7c15ull;
 
 void gmpt_seed(uint64_t fallback)

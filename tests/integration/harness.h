@@ -37,6 +37,11 @@ void gmpt_resume(gmpt_daemon *d);
 /* Runs gmpoolctl (path from $GMPOOLCTL) --admin d->admin ARGS; returns the
  * exit status and its stdout (malloc'd, caller frees) in *out if out. */
 int gmpt_ctl(gmpt_daemon *d, char **out, const char *args);
+/* gmpt_ctl with `input` and a newline on stdin, where gmpoolctl reads PINs
+ * and passwords: through a file in d->dir, removed again.  -1 when that
+ * file cannot be written. */
+int gmpt_ctl_input(gmpt_daemon *d, char **out, const char *args,
+                   const char *input);
 /* gmp_options for the default tenant over the unix socket. */
 gmp_options gmpt_options(gmpt_daemon *d);
 

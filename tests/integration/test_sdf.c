@@ -58,16 +58,10 @@ static void *g_dev;
 
 /* ---- fixtures ---- */
 
+/* An admin command given a password on stdin, which must succeed. */
 static void ctl_secret(const char *args, const char *secret)
 {
-    char path[300], cmd[600];
-    snprintf(path, sizeof path, "%s/secret.txt", g_d->dir);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fprintf(f, "%s\n", secret);
-    fclose(f);
-    snprintf(cmd, sizeof cmd, "%s < '%s'", args, path);
-    assert_int_equal(gmpt_ctl(g_d, NULL, cmd), 0);
+    assert_int_equal(gmpt_ctl_input(g_d, NULL, args, secret), 0);
 }
 
 static int setup(void **state)
@@ -98,6 +92,13 @@ static void *open_session(void)
     assert_int_equal(SDF_OpenSession(g_dev, &s), SDR_OK);
     assert_non_null(s);
     return s;
+}
+
+/* The right to the key pairs at idx, with a password. */
+static int grant(void *s, unsigned idx, const char *pwd)
+{
+    return SDF_GetPrivateKeyAccessRight(s, idx, (unsigned char *)pwd,
+                                        (unsigned)strlen(pwd));
 }
 
 static size_t unhex(const char *h, uint8_t *out)
@@ -829,19 +830,14 @@ static void test_access_rights(void **state)
     ECCSignature sig;
     /* no right, a wrong password, a key pair that does not exist */
     assert_int_equal(SDF_InternalSign_ECC(s, 1, e, 32, &sig), SDR_PARDENY);
-    assert_int_equal(SDF_GetPrivateKeyAccessRight(s, 1, (unsigned char *)"nope",
-                                                  4), SDR_PRKRERR);
+    assert_int_equal(grant(s, 1, "nope"), SDR_PRKRERR);
     assert_int_equal(SDF_InternalSign_ECC(s, 1, e, 32, &sig), SDR_PARDENY);
-    assert_int_equal(SDF_GetPrivateKeyAccessRight(s, 9, (unsigned char *)PWD1,
-                                                  strlen(PWD1)),
-                     SDR_KEYNOTEXIST);
+    assert_int_equal(grant(s, 9, PWD1), SDR_KEYNOTEXIST);
     assert_int_equal(SDF_GetPrivateKeyAccessRight(s, 1, NULL, 4),
                      SDR_INARGERR);
     /* another index's password opens nothing here */
-    assert_int_equal(SDF_GetPrivateKeyAccessRight(s, 1, (unsigned char *)PWD2,
-                                                  strlen(PWD2)), SDR_PRKRERR);
-    assert_int_equal(SDF_GetPrivateKeyAccessRight(s, 1, (unsigned char *)PWD1,
-                                                  strlen(PWD1)), SDR_OK);
+    assert_int_equal(grant(s, 1, PWD2), SDR_PRKRERR);
+    assert_int_equal(grant(s, 1, PWD1), SDR_OK);
     assert_int_equal(SDF_InternalSign_ECC(s, 1, e, 32, &sig), SDR_OK);
     /* per session, per index */
     assert_int_equal(SDF_InternalSign_ECC(s2, 1, e, 32, &sig), SDR_PARDENY);
@@ -860,27 +856,16 @@ static void test_password_lockout(void **state)
     (void)state;
     void *s = open_session();
     for (int i = 0; i < 10; i++)
-        assert_int_equal(SDF_GetPrivateKeyAccessRight(
-                             s, 3, (unsigned char *)"wrong-one", 9),
-                         SDR_PRKRERR);
-    assert_int_equal(SDF_GetPrivateKeyAccessRight(s, 3, (unsigned char *)PWD3,
-                                                  strlen(PWD3)), SDR_PRKRERR);
+        assert_int_equal(grant(s, 3, "wrong-one"), SDR_PRKRERR);
+    assert_int_equal(grant(s, 3, PWD3), SDR_PRKRERR);
     char *out = NULL;
     assert_int_equal(gmpt_ctl(g_d, &out, "sdf list default"), 0);
     assert_non_null(strstr(out, "locked"));
     free(out);
     ctl_secret("sdf password default 3", "renewed-pass");
-    assert_int_equal(SDF_GetPrivateKeyAccessRight(s, 3, (unsigned char *)PWD3,
-                                                  strlen(PWD3)), SDR_PRKRERR);
-    assert_int_equal(SDF_GetPrivateKeyAccessRight(
-                         s, 3, (unsigned char *)"renewed-pass", 12), SDR_OK);
+    assert_int_equal(grant(s, 3, PWD3), SDR_PRKRERR);
+    assert_int_equal(grant(s, 3, "renewed-pass"), SDR_OK);
     SDF_CloseSession(s);
-}
-
-static int grant(void *s, unsigned idx, const char *pwd)
-{
-    return SDF_GetPrivateKeyAccessRight(s, idx, (unsigned char *)pwd,
-                                        (unsigned)strlen(pwd));
 }
 
 static int sign_with(void *s, unsigned idx)
@@ -1004,8 +989,7 @@ static void test_signatures(void **state)
     assert_int_equal(SDF_ExportSignPublicKey_ECC(s, 1, &pub), SDR_OK);
     assert_int_equal(SDF_ExportEncPublicKey_ECC(s, 1, &pub2), SDR_OK);
     assert_memory_not_equal(pub.x, pub2.x, sizeof pub.x);
-    assert_int_equal(SDF_GetPrivateKeyAccessRight(s, 1, (unsigned char *)PWD1,
-                                                  strlen(PWD1)), SDR_OK);
+    assert_int_equal(grant(s, 1, PWD1), SDR_OK);
     sdf_e(s, &pub, msg, sizeof msg, e);
     assert_int_equal(SDF_InternalSign_ECC(s, 1, e, 32, &sig), SDR_OK);
     /* libcrypto, given the message and ID, verifies it: so Z matched */
@@ -1100,15 +1084,13 @@ static void test_sm2_encryption(void **state)
     assert_int_equal(c->L, sizeof msg);
     assert_int_equal(SDF_InternalDecrypt_ECC(s, 1, SGD_SM2_3, c, out, &len),
                      SDR_PARDENY);
-    assert_int_equal(SDF_GetPrivateKeyAccessRight(s, 1, (unsigned char *)PWD1,
-                                                  strlen(PWD1)), SDR_OK);
+    assert_int_equal(grant(s, 1, PWD1), SDR_OK);
     assert_int_equal(SDF_InternalDecrypt_ECC(s, 1, SGD_SM2_3, c, out, &len),
                      SDR_OK);
     assert_int_equal(len, sizeof msg);
     assert_memory_equal(out, msg, sizeof msg);
     /* the other decryption key, a changed C3, a changed C2 */
-    assert_int_equal(SDF_GetPrivateKeyAccessRight(s, 2, (unsigned char *)PWD2,
-                                                  strlen(PWD2)), SDR_OK);
+    assert_int_equal(grant(s, 2, PWD2), SDR_OK);
     assert_int_equal(SDF_InternalDecrypt_ECC(s, 2, SGD_SM2_3, c, out, &len),
                      SDR_ENCDATAERR);
     c->M[0] ^= 1;
@@ -1182,16 +1164,14 @@ static void test_sm2_session_keys(void **state)
     assert_int_equal(SDF_GenerateKeyWithIPK_ECC(s1, 1, 128, c, &k1), SDR_OK);
     assert_int_equal(c->L, 16);
     assert_int_equal(SDF_ImportKeyWithISK_ECC(s2, 1, c, &k2), SDR_PARDENY);
-    assert_int_equal(SDF_GetPrivateKeyAccessRight(s2, 1, (unsigned char *)PWD1,
-                                                  strlen(PWD1)), SDR_OK);
+    assert_int_equal(grant(s2, 1, PWD1), SDR_OK);
     assert_int_equal(SDF_ImportKeyWithISK_ECC(s2, 1, c, &k2), SDR_OK);
     encrypt_decrypt_match(s1, k1, s2, k2);
     /* the envelope re-encrypted to key pair 2 without leaving the pool */
     assert_int_equal(SDF_ExportEncPublicKey_ECC(s2, 2, &pub2), SDR_OK);
     assert_int_equal(SDF_ExchangeDigitEnvelopeBaseOnECC(s2, 1, SGD_SM2_3,
                                                         &pub2, c, c2), SDR_OK);
-    assert_int_equal(SDF_GetPrivateKeyAccessRight(s2, 2, (unsigned char *)PWD2,
-                                                  strlen(PWD2)), SDR_OK);
+    assert_int_equal(grant(s2, 2, PWD2), SDR_OK);
     assert_int_equal(SDF_ImportKeyWithISK_ECC(s2, 2, c2, &k3), SDR_OK);
     encrypt_decrypt_match(s1, k1, s2, k3);
     /* for an external key */
@@ -1237,8 +1217,7 @@ static void test_key_agreement(void **state)
     void *agree = NULL, *ka = NULL, *kb = NULL;
     ECCrefPublicKey spub, stmp, rpub, rtmp;
     unsigned char sid[] = "sponsor@gmpool", rid[] = "responder@gmpool";
-    assert_int_equal(SDF_GetPrivateKeyAccessRight(s1, 1, (unsigned char *)PWD1,
-                                                  strlen(PWD1)), SDR_OK);
+    assert_int_equal(grant(s1, 1, PWD1), SDR_OK);
     assert_int_equal(SDF_GenerateAgreementDataWithECC(s1, 1, 128, sid,
                                                       sizeof sid - 1, &spub,
                                                       &stmp, &agree), SDR_OK);
@@ -1246,8 +1225,7 @@ static void test_key_agreement(void **state)
     assert_int_equal(SDF_GenerateAgreementDataAndKeyWithECC(
                          s2, 2, 128, rid, sizeof rid - 1, sid, sizeof sid - 1,
                          &spub, &stmp, &rpub, &rtmp, &kb), SDR_PARDENY);
-    assert_int_equal(SDF_GetPrivateKeyAccessRight(s2, 2, (unsigned char *)PWD2,
-                                                  strlen(PWD2)), SDR_OK);
+    assert_int_equal(grant(s2, 2, PWD2), SDR_OK);
     assert_int_equal(SDF_GenerateAgreementDataAndKeyWithECC(
                          s2, 2, 128, rid, sizeof rid - 1, sid, sizeof sid - 1,
                          &spub, &stmp, &rpub, &rtmp, &kb), SDR_OK);
@@ -1896,13 +1874,8 @@ static void test_admin_and_restart(void **state)
     assert_int_not_equal(gmpt_ctl(g_d, NULL, "sdf kek delete default 5"), 0);
     assert_int_not_equal(
         gmpt_ctl(g_d, NULL, "sdf keypair add default 7 < /dev/null"), 0);
-    char path[300], cmd[400];
-    snprintf(path, sizeof path, "%s/short.txt", g_d->dir);
-    FILE *f = fopen(path, "w");
-    fputs("abc\n", f);
-    fclose(f);
-    snprintf(cmd, sizeof cmd, "sdf keypair add default 7 < '%s'", path);
-    assert_int_not_equal(gmpt_ctl(g_d, NULL, cmd), 0);
+    assert_int_not_equal(
+        gmpt_ctl_input(g_d, NULL, "sdf keypair add default 7", "abc"), 0);
     assert_int_not_equal(gmpt_ctl(g_d, NULL, "sdf keypair delete default 7"),
                          0);
     /* a pair made and deleted again */
@@ -1912,17 +1885,14 @@ static void test_admin_and_restart(void **state)
     free(out);
     assert_int_equal(gmpt_ctl(g_d, NULL, "sdf keypair delete default 7"), 0);
     s = open_session();
-    assert_int_equal(SDF_GetPrivateKeyAccessRight(
-                         s, 7, (unsigned char *)"seventh-pw", 10),
-                     SDR_KEYNOTEXIST);
+    assert_int_equal(grant(s, 7, "seventh-pw"), SDR_KEYNOTEXIST);
     SDF_CloseSession(s);
     /* internal keys and passwords survive a restart, session keys not */
     gmpt_restart(g_d);
     s = open_session();
     assert_int_equal(SDF_ExportSignPublicKey_ECC(s, 2, &after), SDR_OK);
     assert_memory_equal(&before, &after, sizeof after);
-    assert_int_equal(SDF_GetPrivateKeyAccessRight(s, 2, (unsigned char *)PWD2,
-                                                  strlen(PWD2)), SDR_OK);
+    assert_int_equal(grant(s, 2, PWD2), SDR_OK);
     SDF_CloseSession(s);
 }
 
@@ -2017,6 +1987,16 @@ static void test_admin_forms(void **state)
     refused(text, ADMIN_RAW(&text, "sdf", "list"));
     refused(text, ADMIN_RAW(&text, "sdf", "list", "default", "x"));
     refused(text, ADMIN_RAW(&text, "sdf"));
+    /* the daemon's length check, for a new pair and a new password */
+    assert_int_equal(ADMIN_RAW(&text, "sdf", "keypair", "add", "default",
+                               "13", "abc"), GMP_ERR_ARG);
+    assert_non_null(strstr(text, "a password has"));
+    free(text);
+    assert_int_equal(ADMIN_RAW(&text, "sdf", "password", "default", "1",
+                               "abc"), GMP_ERR_ARG);
+    assert_non_null(strstr(text, "a password has"));
+    free(text);
+    assert_int_equal(grant(s, 1, PWD1), SDR_OK);
     assert_false(listed("sm2-sign", 13));
     assert_false(listed("kek", 13));
     assert_true(listed("kek", 1));
@@ -2202,6 +2182,26 @@ static void test_raw_bad_requests(void **state)
     SDF_CloseSession(s);
 }
 
+/* The SDF ops the protocol leaves free are refused as unknown, and the
+ * connection stays up. */
+static void test_raw_unknown_ops(void **state)
+{
+    (void)state;
+    int fd = raw_authed();
+    for (unsigned op = GMPC_FILE_DELETE + 1; op <= GMPC_SDF_LAST; op++) {
+        uint8_t payload[1] = {(uint8_t)op};
+        gmpc_hdr h = {.type = GMPC_T_KEY, .task_id = op, .len = 1}, r;
+        uint8_t *p = NULL;
+        assert_int_equal(gmpt_raw_send_frame(fd, &h, payload), 0);
+        assert_int_equal(gmpt_raw_read_frame(fd, &r, &p, 10000), 0);
+        free(p);
+        assert_int_equal(r.type, GMPC_T_ERROR);
+        assert_int_equal(r.status, GMP_ERR_ARG);
+        assert_false(r.flags & GMPC_F_CLOSE);
+    }
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2240,6 +2240,7 @@ int main(void)
         cmocka_unit_test(test_lockout_survives_restart),
         cmocka_unit_test(test_second_tenant),
         cmocka_unit_test(test_raw_bad_requests),
+        cmocka_unit_test(test_raw_unknown_ops),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
