@@ -45,14 +45,9 @@ static size_t unhex(const char *h, uint8_t *out)
 
 static void set_pin(const char *tenant, const char *pin)
 {
-    char path[300], args[400];
-    snprintf(path, sizeof path, "%s/pin.txt", g_d->dir);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fprintf(f, "%s\n", pin);
-    fclose(f);
-    snprintf(args, sizeof args, "tenant pin %s < '%s'", tenant, path);
-    assert_int_equal(gmpt_ctl(g_d, NULL, args), 0);
+    char args[200];
+    snprintf(args, sizeof args, "tenant pin %s", tenant);
+    assert_int_equal(gmpt_ctl_input(g_d, NULL, args, pin), 0);
 }
 
 static CK_SESSION_HANDLE open_rw(CK_SLOT_ID slot)
