@@ -10,26 +10,6 @@
 #include "gmpool.h"
 #include "util.h"
 
-typedef struct out_buf {
-    char *p;
-    size_t cap, len;
-} out_buf;
-
-static void say(out_buf *o, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void say(out_buf *o, const char *fmt, ...)
-{
-    if (o->len >= o->cap)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        o->len += (size_t)n < o->cap - o->len ? (size_t)n : o->cap - o->len - 1;
-}
-
 static int parse_u32(const char *s, uint32_t *v)
 {
     char *end;
@@ -49,16 +29,16 @@ static int tenant_row(const gmpd_tenant *t, void *arg)
         pin = p.len == 0                    ? "unset"
               : p.fails >= GMPD_PIN_TRIES ? "locked"
                                             : "set";
-    say(arg, "%-24s %6u %10lld %-6s\n", t->name, t->vcm,
+    gmpc_say(arg, "%-24s %6u %10lld %-6s\n", t->name, t->vcm,
         (long long)t->created, pin);
     return 0;
 }
 
-static int cmd_tenant(int argc, char **argv, out_buf *o)
+static int cmd_tenant(int argc, char **argv, gmpc_text *o)
 {
     gmpd_tenant t;
     if (argc == 2 && strcmp(argv[1], "list") == 0) {
-        say(o, "%-24s %6s %10s %-6s\n", "TENANT", "VCM", "CREATED", "PIN");
+        gmpc_say(o, "%-24s %6s %10s %-6s\n", "TENANT", "VCM", "CREATED", "PIN");
         return gmpd_tenant_list(gmpd->store, tenant_row, o);
     }
     /* the token's user PIN: set, or reset after a lock-out */
@@ -66,7 +46,7 @@ static int cmd_tenant(int argc, char **argv, out_buf *o)
         int rc = gmpd_pin_set(argv[2], (const uint8_t *)argv[3],
                               strlen(argv[3]));
         if (rc == GMP_ERR_ARG)
-            say(o, "a PIN has %u to %u bytes\n", GMPD_PIN_MIN, GMPD_PIN_MAX);
+            gmpc_say(o, "a PIN has %u to %u bytes\n", GMPD_PIN_MIN, GMPD_PIN_MAX);
         return rc;
     }
     if (argc != 3)
@@ -77,7 +57,7 @@ static int cmd_tenant(int argc, char **argv, out_buf *o)
             char hex[2 * GMPD_SECRET_LEN + 1];
             gmpc_hex_encode(t.secret, sizeof t.secret, hex);
             /* the reply is a ready credentials file for the tenant */
-            say(o,
+            gmpc_say(o,
                 "# gmpool credentials for tenant %s (VCM %u): keep private\n"
                 "[gmpool]\nserver = %s\ntenant = %s\nsecret = %s\n",
                 t.name, t.vcm, gmpd->cfg.listen[0], t.name, hex);
@@ -89,7 +69,7 @@ static int cmd_tenant(int argc, char **argv, out_buf *o)
     return GMP_ERR_ARG;
 }
 
-static int cmd_node(int argc, char **argv, out_buf *o)
+static int cmd_node(int argc, char **argv, gmpc_text *o)
 {
     uint32_t node, vcm = 0;
     if (argc == 2 && strcmp(argv[1], "list") == 0) {
@@ -112,13 +92,13 @@ static int cmd_node(int argc, char **argv, out_buf *o)
 }
 
 /* queue threshold LEVEL COUNT [WAIT_MS [VCM]] */
-static int cmd_queue(int argc, char **argv, out_buf *o)
+static int cmd_queue(int argc, char **argv, gmpc_text *o)
 {
     uint32_t level, count, wait_ms = 0, vcm = 0;
     if (argc == 2 && strcmp(argv[1], "show") == 0) {
-        say(o, "%-6s %10s %10s\n", "LEVEL", "COUNT", "WAIT_MS");
+        gmpc_say(o, "%-6s %10s %10s\n", "LEVEL", "COUNT", "WAIT_MS");
         for (int l = 0; l < 8; l++)
-            say(o, "%-6d %10u %10u\n", l, gmpd->cfg.thresholds[l],
+            gmpc_say(o, "%-6d %10u %10u\n", l, gmpd->cfg.thresholds[l],
                 gmpd->cfg.wait_ms[l]);
         return GMP_OK;
     }
@@ -136,7 +116,7 @@ static int cmd_queue(int argc, char **argv, out_buf *o)
 static int load_row(const gmpd_load_rec *r, void *arg)
 {
     uint64_t now = gmpc_wall_ms();
-    say(arg, "%-16s %5u %5u %7u %12.0f %-5s %14llu\n", r->host, r->node,
+    gmpc_say(arg, "%-16s %5u %5u %7u %12.0f %-5s %14llu\n", r->host, r->node,
         r->vcm, r->queue_depth, r->bytes_per_s,
         r->status == GMPD_NODE_UP ? "up" : "down",
         (unsigned long long)(now > r->heartbeat_ms ? now - r->heartbeat_ms
@@ -144,20 +124,20 @@ static int load_row(const gmpd_load_rec *r, void *arg)
     return 0;
 }
 
-static int cmd_status(out_buf *o)
+static int cmd_status(gmpc_text *o)
 {
     gmpd_sched_publish_load();
-    say(o, "host %s, %zu connections, %d tenants\n\n", gmpd->host,
+    gmpc_say(o, "host %s, %zu connections, %d tenants\n\n", gmpd->host,
         gmpd_net_conn_count(), gmpd_tenant_count(gmpd->store));
     gmpd_sched_status(o->p + o->len, o->cap - o->len);
     o->len += strlen(o->p + o->len);
-    say(o, "\n%-16s %5s %5s %7s %12s %-5s %14s\n", "HOST", "NODE", "VCM",
+    gmpc_say(o, "\n%-16s %5s %5s %7s %12s %-5s %14s\n", "HOST", "NODE", "VCM",
         "QUEUED", "BYTES/s", "STATE", "HEARTBEAT_AGE_MS");
     return gmpd->load->ops->list(gmpd->load, load_row, o);
 }
 
 /* TTSA: waiting tasks, band, variant, active/parked nodes, decisions. */
-static int cmd_sched(out_buf *o)
+static int cmd_sched(gmpc_text *o)
 {
     gmpd_sched_ttsa_status(o->p + o->len, o->cap - o->len);
     o->len += strlen(o->p + o->len);
@@ -165,7 +145,7 @@ static int cmd_sched(out_buf *o)
 }
 
 /* sdf ...: the SDF front end's internal keys (sdfadmin.c) */
-static int cmd_sdf(int argc, char **argv, out_buf *o)
+static int cmd_sdf(int argc, char **argv, gmpc_text *o)
 {
     int rc = gmpd_sdf_admin(argc, argv, o->p + o->len, o->cap - o->len);
     o->len += strlen(o->p + o->len);
@@ -174,7 +154,7 @@ static int cmd_sdf(int argc, char **argv, out_buf *o)
 
 int gmpd_admin_run(int argc, char **argv, char *out, size_t cap)
 {
-    out_buf o = {out, cap, 0};
+    gmpc_text o = {out, cap, 0};
     int rc = GMP_ERR_ARG;
     if (argc >= 1 && strcmp(argv[0], "tenant") == 0)
         rc = cmd_tenant(argc, argv, &o);
@@ -191,7 +171,7 @@ int gmpd_admin_run(int argc, char **argv, char *out, size_t cap)
     else if (argc == 1 && strcmp(argv[0], "ping") == 0)
         rc = GMP_OK;
     if (rc != GMP_OK && o.len == 0)
-        say(&o, "%s\n", gmp_strerror(rc));
+        gmpc_say(&o, "%s\n", gmp_strerror(rc));
     gmpd_log(GMPD_INFO, "admin: %s %s -> %s", argc ? argv[0] : "",
              argc > 1 ? argv[1] : "", gmp_strerror(rc));
     return rc;

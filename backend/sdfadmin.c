@@ -17,28 +17,6 @@
 #include "sm2.h"
 #include "util.h"
 
-typedef struct out_text {
-    char *p;
-    size_t cap, len;
-} out_text;
-
-static void say(out_text *o, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-/* Appends to the reply; what does not fit is cut, never overrun. */
-static void say(out_text *o, const char *fmt, ...)
-{
-    if (o->len + 1 >= o->cap)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
-    va_end(ap);
-    size_t room = o->cap - o->len - 1;
-    if (n > 0)
-        o->len += (size_t)n < room ? (size_t)n : room;
-}
-
 static int tenant_vcm(const char *name, uint32_t *vcm)
 {
     gmpd_tenant t;
@@ -103,12 +81,12 @@ static int password_set(uint32_t vcm, uint32_t idx, const char *pwd)
 }
 
 /* A password of a PIN's length, or what is wrong with it. */
-static int password_ok(const char *pwd, out_text *o)
+static int password_ok(const char *pwd, gmpc_text *o)
 {
     size_t n = strlen(pwd);
     if (n >= GMPD_PIN_MIN && n <= GMPD_PIN_MAX)
         return GMP_OK;
-    say(o, "a password has %u to %u bytes\n", GMPD_PIN_MIN, GMPD_PIN_MAX);
+    gmpc_say(o, "a password has %u to %u bytes\n", GMPD_PIN_MIN, GMPD_PIN_MAX);
     return GMP_ERR_ARG;
 }
 
@@ -122,7 +100,7 @@ static bool pair_exists(uint32_t vcm, uint32_t idx)
 }
 
 /* Both halves and the password, or nothing. */
-static int pair_add(uint32_t vcm, uint32_t idx, const char *pwd, out_text *o)
+static int pair_add(uint32_t vcm, uint32_t idx, const char *pwd, gmpc_text *o)
 {
     int rc = password_ok(pwd, o);
     if (rc)
@@ -154,7 +132,7 @@ static int pair_delete(uint32_t vcm, uint32_t idx)
 }
 
 typedef struct list_ctx {
-    out_text *o;
+    gmpc_text *o;
     uint32_t vcm;
 } list_ctx;
 
@@ -183,15 +161,15 @@ static int list_row(const gmpd_key_attr *a, void *arg)
         gmpd_sm2_public(NULL, d, &pub) == GMP_OK)
         gmpc_hex_encode(pub.x, 8, hex);
     OPENSSL_cleanse(d, sizeof d);
-    say(l->o, "%-9s %5u %8u %-16s %s\n", type_name(a->type), a->idx,
+    gmpc_say(l->o, "%-9s %5u %8u %-16s %s\n", type_name(a->type), a->idx,
              a->handle, hex, pair ? password_state(l->vcm, a->idx) : "-");
     return 0;
 }
 
-static int cmd_list(uint32_t vcm, out_text *o)
+static int cmd_list(uint32_t vcm, gmpc_text *o)
 {
     list_ctx l = {o, vcm};
-    say(o, "%-9s %5s %8s %-16s %s\n", "KIND", "INDEX", "HANDLE",
+    gmpc_say(o, "%-9s %5s %8s %-16s %s\n", "KIND", "INDEX", "HANDLE",
              "PUBLIC X", "PASSWORD");
     return gmpd_key_list(gmpd->store, vcm, list_row, &l);
 }
@@ -202,29 +180,29 @@ typedef struct sdf_args {
     const char *pwd;
 } sdf_args;
 
-static int run_list(const sdf_args *a, out_text *o)
+static int run_list(const sdf_args *a, gmpc_text *o)
 {
     return cmd_list(a->vcm, o);
 }
 
-static int run_kek_add(const sdf_args *a, out_text *o)
+static int run_kek_add(const sdf_args *a, gmpc_text *o)
 {
     (void)o;
     return key_add(a->vcm, GMPD_KEY_KEK, a->idx);
 }
 
-static int run_kek_delete(const sdf_args *a, out_text *o)
+static int run_kek_delete(const sdf_args *a, gmpc_text *o)
 {
     (void)o;
     return key_delete(a->vcm, GMPD_KEY_KEK, a->idx);
 }
 
-static int run_pair_add(const sdf_args *a, out_text *o)
+static int run_pair_add(const sdf_args *a, gmpc_text *o)
 {
     return pair_add(a->vcm, a->idx, a->pwd, o);
 }
 
-static int run_pair_delete(const sdf_args *a, out_text *o)
+static int run_pair_delete(const sdf_args *a, gmpc_text *o)
 {
     (void)o;
     return pair_delete(a->vcm, a->idx);
@@ -232,7 +210,7 @@ static int run_pair_delete(const sdf_args *a, out_text *o)
 
 /* A new password, also after a lock-out: rights given under the old one
  * end with it (sdf.c). */
-static int run_password(const sdf_args *a, out_text *o)
+static int run_password(const sdf_args *a, gmpc_text *o)
 {
     int rc = password_ok(a->pwd, o);
     if (rc)
@@ -248,7 +226,7 @@ typedef struct sdf_form {
     const char *kind, *verb;   /* verb NULL: the form has none */
     int argc;                  /* with "sdf" */
     bool index, password;
-    int (*run)(const sdf_args *a, out_text *o);
+    int (*run)(const sdf_args *a, gmpc_text *o);
 } sdf_form;
 
 static const sdf_form forms[] = {
@@ -281,21 +259,21 @@ static const sdf_form *form_of(int argc, char **argv)
 
 int gmpd_sdf_admin(int argc, char **argv, char *out, size_t cap)
 {
-    out_text text = {out, cap, 0}, *o = &text;
+    gmpc_text text = {out, cap, 0}, *o = &text;
     if (cap)
         out[0] = '\0';
     const sdf_form *f = argc >= 2 ? form_of(argc, argv) : NULL;
     if (!f) {
-        say(o, USAGE);
+        gmpc_say(o, USAGE);
         return GMP_ERR_ARG;
     }
     char **rest = argv + (f->verb ? 3 : 2); /* TENANT [INDEX [PASSWORD]] */
     sdf_args a = {.pwd = f->password ? rest[2] : NULL};
     int rc = tenant_vcm(rest[0], &a.vcm);
     if (rc == GMP_ERR_NOT_FOUND)
-        say(o, "no tenant %s\n", rest[0]);
+        gmpc_say(o, "no tenant %s\n", rest[0]);
     if (!rc && f->index && parse_index(rest[1], &a.idx) != GMP_OK) {
-        say(o, "an index is 1..%u\n", GMP_SDF_INDEX_MAX);
+        gmpc_say(o, "an index is 1..%u\n", GMP_SDF_INDEX_MAX);
         rc = GMP_ERR_ARG;
     }
     return rc ? rc : f->run(&a, o);

@@ -131,6 +131,19 @@ void gmpc_hex_encode(const uint8_t *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+void gmpc_say(gmpc_text *t, const char *fmt, ...)
+{
+    if (t->len + 1 >= t->cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
+    va_end(ap);
+    size_t room = t->cap - t->len - 1;
+    if (n > 0)
+        t->len += (size_t)n < room ? (size_t)n : room;
+}
+
 bool gmpc_fmt(char *out, size_t cap, const char *fmt, ...)
 {
     va_list ap;

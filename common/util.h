@@ -63,6 +63,15 @@ int gmpc_creds_save(const char *path, const gmpc_creds *c, char *err,
                     size_t n);
 
 /* snprintf that never overflows and reports truncation as false */
+/* Text written into a fixed buffer (admin replies): what does not fit is
+ * cut, never overrun, and the text stays NUL-terminated. */
+typedef struct gmpc_text {
+    char *p;
+    size_t cap, len;
+} gmpc_text;
+void gmpc_say(gmpc_text *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 bool gmpc_fmt(char *out, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
