@@ -559,18 +559,20 @@ static int schema_ensure(gmpd_store *s, char *err, size_t errlen)
     int rc = tx_begin(s);
     if (!rc)
         rc = schema_version(s, &v);
+    /* a newer gmpoold's database is refused, an older one upgraded step
+     * by step */
+    if (!rc && (v < 0 || v > SCHEMA_VERSION)) {
+        gmpc_fmt(err, errlen,
+                 "gmpool.db has schema version %d, this gmpoold knows %d",
+                 v, SCHEMA_VERSION);
+        rc = GMP_ERR_CONFIG;
+    }
     if (!rc && v == 0)
         rc = sql_exec(s, schema_sql);
     if (!rc && v <= 1)
         rc = sql_exec(s, schema_v2_sql);
     if (!rc && v <= 2)
         rc = sql_exec(s, schema_v3_sql);
-    else if (!rc && v != SCHEMA_VERSION) {
-        gmpc_fmt(err, errlen,
-                 "gmpool.db has schema version %d, this gmpoold knows %d",
-                 v, SCHEMA_VERSION);
-        rc = GMP_ERR_CONFIG;
-    }
     rc = tx_end(s, rc);
     if (rc && err[0] == '\0')
         gmpc_fmt(err, errlen, "gmpool.db: %s", sqlite3_errmsg(s->db));
