@@ -127,8 +127,11 @@ static int load_row(const gmpd_load_rec *r, void *arg)
 static int cmd_status(gmpc_text *o)
 {
     gmpd_sched_publish_load();
-    gmpc_say(o, "host %s, %zu connections, %d tenants\n\n", gmpd->host,
+    gmpc_say(o, "host %s, %zu connections, %d tenants\n", gmpd->host,
         gmpd_net_conn_count(), gmpd_tenant_count(gmpd->store));
+    gmpc_say(o, "shared memory: %d regions, %llu items\n\n",
+        atomic_load(&gmpd->shm_regions),
+        (unsigned long long)atomic_load(&gmpd->shm_items));
     gmpd_sched_status(o->p + o->len, o->cap - o->len);
     o->len += strlen(o->p + o->len);
     gmpc_say(o, "\n%-16s %5s %5s %7s %12s %-5s %14s\n", "HOST", "NODE", "VCM",

@@ -40,6 +40,14 @@ typedef struct gmpd_task gmpd_task;
 typedef struct gmpd_shard gmpd_shard;
 typedef struct gmpd_sdf_state gmpd_sdf_state;
 
+/* A client's shared-memory region (GMPC_T_SHM), mapped once per session
+ * and kept while any shard computes in it. */
+typedef struct gmpd_shm {
+    atomic_int refs;
+    uint8_t *base;
+    uint32_t size;
+} gmpd_shm;
+
 /* One unit of work: a data shard or the final step of a task. */
 struct gmpd_shard {
     gmpd_job job;            /* job.owner = task; must stay first */
@@ -53,7 +61,12 @@ struct gmpd_shard {
     uint32_t out_len;        /* output bytes (in data, in place) */
     uint32_t cap;
     gmpd_engine_pos pos;     /* parallel tasks: where the item sits */
-    uint8_t data[];          /* cap bytes: input, then output in place */
+    uint8_t *buf;            /* input, then the output after it: data, or
+                                the client's slot in shm */
+    gmpd_shm *shm;           /* set when buf is in the client's region */
+    uint32_t shm_off;
+    uint8_t ref[GMPC_SHM_REF_LEN]; /* the result's reference, when shm */
+    uint8_t data[];          /* cap bytes when not shm */
 };
 
 typedef enum task_state { TASK_OPEN, TASK_DONE, TASK_FAILED } task_state;
@@ -104,6 +117,7 @@ struct gmpd_session {
     _Atomic uint64_t buffered; /* shard bytes held for this session */
     atomic_bool logged_in;   /* user PIN given (token.c) */
     gmpd_sdf_state *sdf;     /* SDF access rights, agreements (sdf.c) */
+    gmpd_shm *shm;           /* shared-memory lane, under mu; NULL = none */
     /* anti-replay window over task freshness values */
     uint64_t fresh_top;
     uint64_t fresh_bits[16]; /* 1024 values below fresh_top */
@@ -140,6 +154,8 @@ typedef struct gmpd_daemon {
     gmpd_io **io;
     int n_io;
     atomic_uint next_io;
+    atomic_int shm_regions;       /* client regions mapped now */
+    _Atomic uint64_t shm_items;   /* items computed in them, ever */
 } gmpd_daemon;
 
 extern gmpd_daemon *gmpd;
@@ -181,7 +197,13 @@ void gmpd_task_close(gmpd_task *t, int status);
 /* The final result was answered: unlink the task from its session. */
 void gmpd_task_finish(gmpd_task *t);
 uint32_t gmpd_session_window(void);
-/* NULL with *rc = GMP_ERR_LIMIT (session buffer full) or GMP_ERR_NOMEM. */
+/* Maps the client's memfd (sealed against shrinking, at least size bytes)
+ * as the session's region; the caller keeps fd.  GMP_OK, or an error
+ * status with *why saying what was wrong. */
+int gmpd_session_attach_shm(gmpd_session *s, int fd, uint32_t size,
+                            const char **why);
+/* NULL with *rc = GMP_ERR_LIMIT (session buffer full), GMP_ERR_NOMEM, or
+ * GMP_ERR_PROTO (a shared-memory reference that is not in the region). */
 gmpd_shard *gmpd_shard_new(gmpd_task *t, gmpd_conn *c, const gmpc_hdr *h,
                            const uint8_t *payload, int *rc);
 void gmpd_shard_free(gmpd_shard *s);

@@ -2,6 +2,7 @@
  * an io thread; an io thread reads, reassembles frames, authenticates,
  * enqueues shards and writes the replies that workers post back to it. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +38,7 @@ typedef struct wbatch {
     uv_write_t req;
     gmpd_conn *conn;
     struct wbatch *next;     /* the io thread's batches to flush */
-    unsigned n;
+    unsigned n, nb;
     gmpd_shard *shards[BATCH_MAX];
     uint8_t hdrs[BATCH_MAX][GMPC_HDR_LEN];
     uv_buf_t bufs[2 * BATCH_MAX];
@@ -367,6 +368,52 @@ static void handle_key(gmpd_conn *c, const gmpc_hdr *h, const uint8_t *p)
     OPENSSL_cleanse(out, sizeof out);
 }
 
+static void free_handle(uv_handle_t *h);
+
+/* The descriptor that came with the frame (client unix sockets are ipc
+ * pipes), as our own copy; -1 when there is not exactly one. */
+static int take_fd(gmpd_conn *c)
+{
+    uv_pipe_t *tmp;
+    if (c->stream->type != UV_NAMED_PIPE ||
+        uv_pipe_pending_count((uv_pipe_t *)c->stream) != 1 ||
+        !(tmp = malloc(sizeof *tmp)))
+        return -1;
+    uv_pipe_init(c->stream->loop, tmp, 0);
+    uv_os_fd_t fd = -1;
+    int own = -1;
+    if (uv_accept(c->stream, (uv_stream_t *)tmp) == 0 &&
+        uv_fileno((uv_handle_t *)tmp, &fd) == 0)
+        own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    uv_close((uv_handle_t *)tmp, free_handle);
+    return own;
+}
+
+/* SHM: the client's memfd rides with the frame.  A refusal is not fatal:
+ * the client keeps sending its bytes inline. */
+static void handle_shm(gmpd_conn *c, const gmpc_hdr *h, const uint8_t *p)
+{
+    gmpc_rbuf r = {p, h->len, 0, false};
+    uint32_t size = gmpc_r_u32(&r);
+    int fd = take_fd(c);
+    const char *why = "SHM needs a memfd (SCM_RIGHTS, unix sockets only)";
+    int rc = GMP_ERR_ARG;
+    if (!gmpc_r_done(&r)) {
+        if (fd >= 0)
+            close(fd);
+        send_error(c, h, GMP_ERR_PROTO, true, "malformed SHM payload");
+        return;
+    }
+    if (fd >= 0) {
+        rc = gmpd_session_attach_shm(c->sess, fd, size, &why);
+        close(fd);
+    }
+    if (rc != GMP_OK)
+        send_error(c, h, rc, false, "shared memory refused: %s", why);
+    else
+        send_frame(c, GMPC_T_SHM_OK, h, NULL, 0);
+}
+
 static void handle_admin(gmpd_conn *c, const gmpc_hdr *h, const uint8_t *p)
 {
     char *argv[33], buf[4096];
@@ -422,6 +469,9 @@ static void handle_frame(gmpd_conn *c, const gmpc_hdr *h, const uint8_t *p)
         break;
     case GMPC_T_PING:
         send_frame(c, GMPC_T_PONG, h, NULL, 0);
+        break;
+    case GMPC_T_SHM:
+        handle_shm(c, h, p);
         break;
     default:
         send_error(c, h, GMP_ERR_PROTO, true, "unexpected %s frame",
@@ -480,6 +530,12 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
     c->in.len += (size_t)n;
     atomic_fetch_add(&c->refs, 1); /* handlers may close it */
     size_t used = parse_frames(c);
+    /* One descriptor may wait for the rest of its SHM frame; more are
+     * a peer filling our descriptor table. */
+    if (!c->closing && !c->doomed && c->stream->type == UV_NAMED_PIPE &&
+        uv_pipe_pending_count((uv_pipe_t *)c->stream) > 1)
+        send_error(c, NULL, GMP_ERR_PROTO, true,
+                   "file descriptors without SHM frames");
     if (!c->closing && !c->doomed)
         gmpc_inbuf_consume(&c->in, used, IN_CHUNK);
     gmpd_conn_unref(c);
@@ -495,8 +551,8 @@ static gmpd_conn *conn_new(uv_loop_t *loop, gmpd_io *io, bool is_unix)
         free(c);
         return NULL;
     }
-    if (is_unix)
-        uv_pipe_init(loop, (uv_pipe_t *)c->stream, 0);
+    if (is_unix) /* a client's (io) may pass its SHM memfd */
+        uv_pipe_init(loop, (uv_pipe_t *)c->stream, io != NULL);
     else
         uv_tcp_init(loop, (uv_tcp_t *)c->stream);
     uv_timer_init(loop, &c->auth_timer);
@@ -584,21 +640,13 @@ static void on_batch_written(uv_write_t *req, int status)
 static void batch_flush(wbatch *b)
 {
     gmpd_conn *c = b->conn;
-    unsigned nb = 0;
     c->batch = NULL;
     if (c->closing) {
         on_batch_written(&b->req, 0);
         return;
     }
-    for (unsigned i = 0; i < b->n; i++) {
-        gmpd_shard *sh = b->shards[i];
-        b->bufs[nb++] = uv_buf_init((char *)b->hdrs[i], GMPC_HDR_LEN);
-        if (sh->out_len)
-            b->bufs[nb++] = uv_buf_init((char *)sh->data + sh->len,
-                                        sh->out_len);
-    }
     bool queued;
-    int rc = gmpc_write_now(c->stream, &b->req, b->bufs, nb,
+    int rc = gmpc_write_now(c->stream, &b->req, b->bufs, b->nb,
                             on_batch_written, &queued);
     if (!queued)
         on_batch_written(&b->req, rc);
@@ -611,6 +659,22 @@ static void flush_batches(gmpd_io *io)
         io->batches = b->next;
         batch_flush(b);
     }
+}
+
+/* Small outputs (a digest) travel inline; a shard of the client's region
+ * leaves the rest in its slot and the reply says where (GMPC_F_SHM). */
+#define SHM_INLINE_MAX 64u
+
+static const uint8_t *result_payload(gmpd_shard *sh, gmpc_hdr *h)
+{
+    if (sh->shm && sh->out_len > SHM_INLINE_MAX) {
+        gmpc_shm_ref_encode(sh->ref, sh->shm_off + sh->len, sh->out_len);
+        h->flags |= GMPC_F_SHM;
+        h->len = GMPC_SHM_REF_LEN;
+        return sh->ref;
+    }
+    h->len = sh->out_len;
+    return sh->buf + sh->len;
 }
 
 /* Queues a result frame for the connection's next batch write. */
@@ -627,21 +691,24 @@ static void batch_add(gmpd_io *io, gmpd_conn *c, gmpc_hdr *h,
         batch_flush(b);
         b = NULL;
     }
+    const uint8_t *payload = result_payload(sh, h);
     if (!b) {
         b = malloc(sizeof *b);
         if (!b) {
-            send_raw(c, h, sh->data + sh->len, sh->out_len, sh, false);
+            send_raw(c, h, payload, h->len, sh, false);
             return;
         }
         b->conn = c;
         atomic_fetch_add(&c->refs, 1);
-        b->n = 0;
+        b->n = b->nb = 0;
         b->next = io->batches;
         io->batches = b;
         c->batch = b;
     }
-    h->len = sh->out_len;
     gmpc_hdr_encode(h, b->hdrs[b->n]);
+    b->bufs[b->nb++] = uv_buf_init((char *)b->hdrs[b->n], GMPC_HDR_LEN);
+    if (h->len)
+        b->bufs[b->nb++] = uv_buf_init((char *)payload, h->len);
     b->shards[b->n++] = sh;
 }
 

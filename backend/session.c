@@ -1,8 +1,11 @@
 /* Sessions (one per client pool of connections, R15) and their tasks:
  * open, shard reordering by sequence, release in order to the scheduler,
  * abort.  Lock order: session->mu, then task->mu, then the scheduler's. */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 
 #include <openssl/crypto.h>
 
@@ -113,11 +116,72 @@ void gmpd_session_conn_gone(gmpd_session *s)
     gmpd_session_unref(s);
 }
 
+static void shm_unref(gmpd_shm *m)
+{
+    if (m && atomic_fetch_sub(&m->refs, 1) == 1) {
+        munmap(m->base, m->size);
+        free(m);
+        atomic_fetch_sub(&gmpd->shm_regions, 1);
+    }
+}
+
+/* Only a memfd sealed against shrinking can be mapped safely: a region
+ * the client could truncate would fault (SIGBUS) under a computing node. */
+static const char *shm_check(int fd, uint32_t size)
+{
+    struct stat st;
+    int seals = fcntl(fd, F_GET_SEALS);
+    if (seals < 0)
+        return "the descriptor is not a sealable memfd";
+    if (!(seals & F_SEAL_SHRINK))
+        return "the memfd is not sealed against shrinking";
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        (uint64_t)st.st_size < size)
+        return "the memfd is smaller than the region";
+    return NULL;
+}
+
+int gmpd_session_attach_shm(gmpd_session *s, int fd, uint32_t size,
+                            const char **why)
+{
+    if (size == 0 || size > GMPC_SHM_MAX) {
+        *why = "region size out of range";
+        return GMP_ERR_ARG;
+    }
+    if ((*why = shm_check(fd, size)))
+        return GMP_ERR_ARG;
+    gmpd_shm *m = calloc(1, sizeof *m);
+    void *base = m ? mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED,
+                          fd, 0)
+                   : MAP_FAILED;
+    if (base == MAP_FAILED) {
+        free(m);
+        *why = "cannot map the region";
+        return GMP_ERR_NOMEM;
+    }
+    atomic_init(&m->refs, 1);
+    atomic_fetch_add(&gmpd->shm_regions, 1);
+    m->base = base;
+    m->size = size;
+    pthread_mutex_lock(&s->mu);
+    bool had = s->shm != NULL;
+    if (!had)
+        s->shm = m;
+    pthread_mutex_unlock(&s->mu);
+    if (had) {
+        shm_unref(m);
+        *why = "the session already has a region";
+        return GMP_ERR_STATE;
+    }
+    return GMP_OK;
+}
+
 void gmpd_session_unref(gmpd_session *s)
 {
     if (atomic_fetch_sub(&s->refs, 1) != 1)
         return;
     OPENSSL_cleanse(s->tenant.secret, sizeof s->tenant.secret);
+    shm_unref(s->shm);
     gmpd_sdf_session_free(s);
     pthread_mutex_destroy(&s->mu);
     free(s->tasks);
@@ -447,7 +511,7 @@ int gmpd_task_add_shard(gmpd_task *t, gmpd_shard *sh)
         t->next_seq++;
         if (t->parallel) {
             p->pos = t->stream;
-            gmpd_engine_pos_advance(&t->stream, p->data, p->len);
+            gmpd_engine_pos_advance(&t->stream, p->buf, p->len);
         }
         gmpd_sched_submit(p);
     }
@@ -472,41 +536,87 @@ uint32_t gmpd_session_window(void)
     return p < floor ? floor : p;
 }
 
-gmpd_shard *gmpd_shard_new(gmpd_task *t, gmpd_conn *c, const gmpc_hdr *h,
-                           const uint8_t *payload, int *rc)
+/* A shard whose bytes are in the session's region: no copy, the output
+ * goes after the input in the client's slot. */
+static gmpd_shard *shard_in_shm(gmpd_session *s, const gmpc_hdr *h,
+                                const uint8_t *payload, uint32_t *len,
+                                int *rc)
 {
-    *rc = GMP_ERR_LIMIT;
-    gmpd_session *s = t->sess;
-    /* room for the output after the input: an update adds at most a
-     * block (padding), a final at most a 64-byte digest or a block and a
-     * tag */
-    uint32_t cap = 2 * h->len + 16 + 64;
-    uint64_t held = atomic_fetch_add(&s->buffered, (uint64_t)h->len);
-    if (held + h->len > gmpd->cfg.max_buffered) {
-        atomic_fetch_sub(&s->buffered, (uint64_t)h->len);
+    uint32_t off;
+    gmpd_shm *m = NULL;
+    *rc = GMP_ERR_PROTO;
+    if (!gmpc_shm_ref_decode(payload, h->len, &off, len))
+        return NULL;
+    if (*len > GMP_SHARD_MAX) {
+        *rc = GMP_ERR_TOO_BIG;
         return NULL;
     }
-    /* Only the header is cleared: the data area is written before read,
-     * and zeroing up to 2 MB per shard is pure cost on the hot path. */
-    gmpd_shard *sh = malloc(sizeof *sh + cap);
-    if (sh)
-        memset(sh, 0, sizeof *sh);
+    pthread_mutex_lock(&s->mu);
+    if (s->shm && gmpc_shm_fits(s->shm->size, off,
+                                2ull * *len + GMPC_SHM_SPARE)) {
+        m = s->shm;
+        atomic_fetch_add(&m->refs, 1);
+    }
+    pthread_mutex_unlock(&s->mu);
+    gmpd_shard *sh = m ? calloc(1, sizeof *sh) : NULL;
     if (!sh) {
-        atomic_fetch_sub(&s->buffered, (uint64_t)h->len);
+        *rc = m ? GMP_ERR_NOMEM : GMP_ERR_PROTO;
+        shm_unref(m);
+        return NULL;
+    }
+    atomic_fetch_add(&gmpd->shm_items, 1);
+    sh->shm = m;
+    sh->shm_off = off;
+    sh->buf = m->base + off;
+    sh->cap = 2 * *len + GMPC_SHM_SPARE;
+    return sh;
+}
+
+/* Room for the output after the input: an update adds at most a block
+ * (padding), a final at most a 64-byte digest or a block and a tag.  Only
+ * the header is cleared: the data area is written before read, and
+ * zeroing up to 2 MB per shard is pure cost on the hot path. */
+static gmpd_shard *shard_copied(const gmpc_hdr *h, const uint8_t *payload,
+                                int *rc)
+{
+    uint32_t cap = 2 * h->len + 16 + 64;
+    gmpd_shard *sh = malloc(sizeof *sh + cap);
+    if (!sh) {
         *rc = GMP_ERR_NOMEM;
         return NULL;
     }
-    *rc = GMP_OK;
+    memset(sh, 0, sizeof *sh);
+    sh->buf = sh->data;
+    sh->cap = cap;
+    if (h->len)
+        memcpy(sh->data, payload, h->len);
+    return sh;
+}
+
+gmpd_shard *gmpd_shard_new(gmpd_task *t, gmpd_conn *c, const gmpc_hdr *h,
+                           const uint8_t *payload, int *rc)
+{
+    gmpd_session *s = t->sess;
+    bool shm = h->flags & GMPC_F_SHM;
+    uint32_t len = h->len;
+    gmpd_shard *sh = shm ? shard_in_shm(s, h, payload, &len, rc)
+                         : shard_copied(h, payload, rc);
+    if (!sh)
+        return NULL;
+    uint64_t held = atomic_fetch_add(&s->buffered, (uint64_t)len);
+    sh->len = len; /* counted: gmpd_shard_free gives it back */
     sh->task = t;
     atomic_fetch_add(&t->refs, 1);
     sh->conn = c;
     atomic_fetch_add(&c->refs, 1);
+    if (held + len > gmpd->cfg.max_buffered) {
+        gmpd_shard_free(sh);
+        *rc = GMP_ERR_LIMIT;
+        return NULL;
+    }
+    *rc = GMP_OK;
     sh->seq = h->seq;
     sh->final = h->type == GMPC_T_FINAL;
-    sh->len = h->len;
-    sh->cap = cap;
-    if (h->len)
-        memcpy(sh->data, payload, h->len);
     return sh;
 }
 
@@ -517,5 +627,6 @@ void gmpd_shard_free(gmpd_shard *sh)
     atomic_fetch_sub(&sh->task->sess->buffered, (uint64_t)sh->len);
     gmpd_task_unref(sh->task);
     gmpd_conn_unref(sh->conn);
+    shm_unref(sh->shm);
     free(sh);
 }

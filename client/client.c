@@ -501,6 +501,7 @@ static void enqueue(gmp_task *t, cshard *sh, bool final)
     sh->next = NULL;
     sh->seq = t->next_seq++;
     sh->final = final;
+    sh->slot = -1;
     if (final)
         t->final_seq = sh->seq;
     sh->refs = 1;

@@ -121,6 +121,8 @@ typedef struct csend {
 } csend;
 int csess_send_many(csess *s, int pin, csend *items, unsigned n,
                     void (*written)(void *), bool *sync);
+/* The session's shared-memory region (shm.h), or NULL. */
+struct cshm *csess_shm(csess *s);
 /* Pump the task once the frames of the current read are handled, so the
  * shards that several replies free go out in one write. */
 void csess_pump_later(csess *s, struct gmp_task *t);

@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 
 #include "internal.h"
+#include "shm.h"
 #include "task.h"
 #include "uvwrite.h"
 
@@ -70,6 +71,8 @@ struct csess {
     atomic_bool logged_in;
     gmp_task **pumps;        /* tasks to pump after this read */
     size_t n_pumps, cap_pumps;
+    cshm *shm;               /* this daemon session's region, or NULL */
+    uint64_t shm_id;         /* the SHM request awaiting its answer */
 };
 
 static void conn_start(csess *s, int idx);
@@ -107,7 +110,13 @@ void csess_free(csess *s)
     OPENSSL_cleanse(s->pin, sizeof s->pin);
     pthread_mutex_destroy(&s->pin_mu);
     free(s->pumps);
+    cshm_free(s->shm);
     free(s);
+}
+
+cshm *csess_shm(csess *s)
+{
+    return s->shm;
 }
 
 bool csess_logged_in(csess *s)
@@ -347,6 +356,11 @@ static void fail_all(csess *s, int status, const char *fmt, ...)
     va_end(ap);
     for (unsigned i = 0; i < GMP_MAX_CONNS; i++)
         conn_close(&s->conns[i]);
+    /* The old daemon session may still write into its region: the next
+     * one gets a new region. */
+    cshm_free(s->shm);
+    s->shm = NULL;
+    s->shm_id = 0;
     s->st = S_DOWN;
     s->session_id = 0;
     s->outstanding = 0;
@@ -491,6 +505,53 @@ static void relogin_done(csess *s, op *o, int status)
     }
 }
 
+/* Slots for a few windows of shards: the tasks of other threads share
+ * them, and those that find none free send inline. */
+static unsigned shm_slots(const csess *s)
+{
+    unsigned n = 4 * s->cfg.window;
+    return n < 64 ? 64 : n > 512 ? 512 : n;
+}
+
+/* The shared-memory lane is offered on connection 0 of every new daemon
+ * session over a unix socket (GMPOOL_SHM=0 turns it off); shards travel
+ * inline until SHM_OK, and for good if the daemon refuses. */
+static void shm_offer(csess *s, cconn *c)
+{
+    const char *env = getenv("GMPOOL_SHM");
+    uv_os_fd_t fd;
+    if (!s->cfg.addr.is_unix || (env && strcmp(env, "0") == 0) ||
+        uv_stream_get_write_queue_size(&c->h.st) != 0 ||
+        uv_fileno(&c->h.h, &fd) != 0 ||
+        !(s->shm = cshm_new(s->cfg.shard, shm_slots(s))))
+        return;
+    uint8_t frame[GMPC_HDR_LEN + 4];
+    gmpc_wbuf w = {frame + GMPC_HDR_LEN, 4, 0, false};
+    gmpc_w_u32(&w, cshm_size(s->shm));
+    s->shm_id = csess_new_id(s);
+    gmpc_hdr h = {.type = GMPC_T_SHM, .task_id = s->shm_id, .len = 4};
+    gmpc_hdr_encode(&h, frame);
+    int n = cshm_offer(s->shm, fd, frame, sizeof frame);
+    if (n == (int)sizeof frame)
+        return;
+    cshm_free(s->shm);
+    s->shm = NULL;
+    s->shm_id = 0;
+    if (n > 0) /* part of a frame: the stream is broken */
+        fail_all(s, GMP_ERR_CONN, "cannot send to %s", s->cfg.server);
+}
+
+static void on_shm_answer(csess *s, const gmpc_hdr *h)
+{
+    s->shm_id = 0;
+    if (h->type == GMPC_T_SHM_OK) {
+        cshm_set_ready(s->shm);
+        return;
+    }
+    cshm_free(s->shm);
+    s->shm = NULL;
+}
+
 static void on_auth_ok(cconn *c, const gmpc_hdr *h, const uint8_t *p)
 {
     csess *s = c->s;
@@ -510,6 +571,9 @@ static void on_auth_ok(cconn *c, const gmpc_hdr *h, const uint8_t *p)
         return;
     s->session_id = ok.session_id;
     s->st = S_READY;
+    shm_offer(s, c);
+    if (s->st != S_READY)
+        return;
     for (unsigned i = 1; i < s->cfg.n_conns; i++)
         conn_start(s, (int)i);
     if (!relogin_start(s))
@@ -531,6 +595,10 @@ static void on_frame(cconn *c, const gmpc_hdr *h, const uint8_t *p)
         ((h->flags & GMPC_F_CLOSE) || c->st != CC_READY)) {
         fail_all(s, h->status ? h->status : GMP_ERR_PROTO, "gmpoold: %.*s",
                  (int)(h->len < GMPC_MAX_MSG ? h->len : GMPC_MAX_MSG), p);
+        return;
+    }
+    if (s->shm_id && h->task_id == s->shm_id) {
+        on_shm_answer(s, h);
         return;
     }
     route *r = route_find(s, h->task_id);

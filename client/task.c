@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shm.h"
 #include "task.h"
 
 static void shard_unref(cshard *sh)
@@ -111,10 +112,10 @@ void task_send_open(gmp_task *t, op *o)
     }
     pthread_mutex_lock(&t->mu);
     t->open_pending = true;
+    t->pin = conn;
     if (t->lazy_open) {
         t->opened = true;
         t->p = 2;
-        t->pin = conn;
     }
     pthread_mutex_unlock(&t->mu);
     if (t->lazy_open)
@@ -125,8 +126,11 @@ void task_send_open(gmp_task *t, op *o)
  * host a thread of the client or the daemon may wait a scheduler slice
  * (a few ms) before it runs, and the node must not run dry meanwhile.
  * Measured with gmpool-bench (docs/performance.md): with the bare minimum
- * RTT q settled at 3 and SM3 through the pool ran at 0.6 x in-process. */
-#define Q_SLACK_NS 2e6
+ * RTT q settled at 3 and SM3 through the pool ran at 0.6 x in-process;
+ * with 2 ms the node still ran dry ~1700 times per 192 MB of SM3 (its
+ * context switches), with 8 ms (q reaches the window cap) ~300 times, once
+ * results also come back in batches of up to 16 shards. */
+#define Q_SLACK_NS 8e6
 
 /* q from the network: enough shards to cover throughput x (round trip +
  * slack), at least two so a shard is always on the wire while one
@@ -150,22 +154,40 @@ static void update_q(gmp_task *t, cshard *sh, uint64_t now)
 
 #define PUMP_BATCH 64
 
+/* Shards of SHM_MIN bytes and more go through the session's region when
+ * a slot is free.  Copied there, the caller's bytes are no longer held. */
+#define SHM_MIN 512u
+
+static bool to_shm(cshm *m, cshard *sh)
+{
+    if (sh->len < SHM_MIN || (sh->slot = cshm_take(m)) < 0)
+        return false;
+    uint32_t off = cshm_off(m, sh->slot);
+    memcpy(cshm_at(m, off), sh->data, sh->len);
+    gmpc_shm_ref_encode(sh->ref, off, sh->len);
+    sh->borrower = NULL;
+    return true;
+}
+
 /* Moves up to n queued shards in flight and writes them in one go. */
 static int send_batch(gmp_task *t, unsigned n, uint64_t now)
 {
     csend items[PUMP_BATCH];
     unsigned k = 0, borrowed = 0;
+    cshm *m = csess_shm(t->s);
     while (k < n && t->q_head) {
         cshard *sh = t->q_head;
         t->q_head = sh->next;
         if (!t->q_head)
             t->q_tail = NULL;
         t->q_bytes -= sh->len;
+        bool shm = to_shm(m, sh);
         items[k] = (csend){
             .h = {.type = sh->final ? GMPC_T_FINAL : GMPC_T_SHARD,
                   .task_id = t->id, .seq = sh->seq, .alg = t->alg,
-                  .priority = t->priority},
-            .payload = sh->data, .len = sh->len, .arg = sh};
+                  .priority = t->priority, .flags = shm ? GMPC_F_SHM : 0},
+            .payload = shm ? sh->ref : sh->data,
+            .len = shm ? GMPC_SHM_REF_LEN : sh->len, .arg = sh};
         sh->refs = 2;
         sh->sent_ns = now;
         sh->next = t->inflight_list;
@@ -255,17 +277,18 @@ static void deliver(gmp_task *t, const uint8_t *p, size_t len)
 }
 
 /* Output goes out in sequence order; early results wait in t->ooo. */
-static void on_result(gmp_task *t, const gmpc_hdr *h, const uint8_t *p)
+static void on_result(gmp_task *t, uint32_t seq, const uint8_t *p,
+                      uint32_t len)
 {
-    if (h->seq != t->next_deliver) {
-        cres *r = malloc(sizeof *r + h->len);
+    if (seq != t->next_deliver) {
+        cres *r = malloc(sizeof *r + len);
         if (!r) {
             fail_locked(t, GMP_ERR_NOMEM, "out of memory");
             return;
         }
-        r->seq = h->seq;
-        r->len = h->len;
-        memcpy(r->data, p, h->len);
+        r->seq = seq;
+        r->len = len;
+        memcpy(r->data, p, len);
         cres **pp = &t->ooo;
         while (*pp && (*pp)->seq < r->seq)
             pp = &(*pp)->next;
@@ -273,7 +296,7 @@ static void on_result(gmp_task *t, const gmpc_hdr *h, const uint8_t *p)
         *pp = r;
         return;
     }
-    deliver(t, p, h->len);
+    deliver(t, p, len);
     while (!t->status && t->ooo && t->ooo->seq == t->next_deliver) {
         cres *r = t->ooo;
         t->ooo = r->next;
@@ -293,6 +316,23 @@ static cshard *take_inflight(gmp_task *t, uint32_t seq)
     return NULL;
 }
 
+/* The reply's output: its payload, or a reference into the shard's own
+ * slot (GMPC_F_SHM); NULL when the reference points anywhere else. */
+static const uint8_t *reply_bytes(gmp_task *t, const cshard *sh,
+                                  const gmpc_hdr *h, const uint8_t *p,
+                                  uint32_t *len)
+{
+    uint32_t off;
+    cshm *m = csess_shm(t->s);
+    *len = h->len;
+    if (!(h->flags & GMPC_F_SHM))
+        return p;
+    if (!m || !gmpc_shm_ref_decode(p, h->len, &off, len) ||
+        !cshm_in_slot(m, sh->slot, off, *len))
+        return NULL;
+    return cshm_at(m, off);
+}
+
 static void on_shard_reply(gmp_task *t, const gmpc_hdr *h, const uint8_t *p)
 {
     cshard *sh = take_inflight(t, h->seq);
@@ -301,10 +341,16 @@ static void on_shard_reply(gmp_task *t, const gmpc_hdr *h, const uint8_t *p)
     csess_outstanding(t->s, -1);
     t->inflight--;
     update_q(t, sh, gmpc_now_ns());
-    shard_unref(sh);
+    uint32_t len;
+    const uint8_t *out = reply_bytes(t, sh, h, p, &len);
     if (h->window)
         t->p = h->window;
-    on_result(t, h, p);
+    if (out)
+        on_result(t, h->seq, out, len);
+    else
+        fail_locked(t, GMP_ERR_PROTO, "gmpoold: a result outside its slot");
+    cshm_put(csess_shm(t->s), sh->slot); /* the daemon is done with it */
+    shard_unref(sh);
     /* Done once everything up to the final item is delivered: results of
      * other connections may still be on their way after FINAL_OK. */
     if (t->final_queued && t->next_deliver > t->final_seq && !t->status) {
@@ -323,7 +369,6 @@ void task_on_frame(gmp_task *t, const gmpc_hdr *h, const uint8_t *p)
         if (t->open_pending)
             csess_outstanding(t->s, -1);
         t->open_pending = false;
-        t->pin = -1;
         t->opened = true;
         t->p = h->window ? h->window : 2;
         if (t->open_op) {

@@ -18,6 +18,8 @@ typedef struct cshard {
     uint32_t len;
     bool final;
     int refs;                /* the write and the result, loop thread only */
+    int slot;                /* its shm slot (loop thread), or -1 */
+    uint8_t ref[GMPC_SHM_REF_LEN]; /* the frame's payload when in a slot */
     uint64_t sent_ns;
     uint8_t own[];
 } cshard;
@@ -56,8 +58,11 @@ struct gmp_task {
     bool opened, final_queued, finished;
     bool lazy_open;            /* one-shot: data follows OPEN unanswered */
     bool open_pending;         /* OPEN sent, OPEN_OK not yet seen */
-    int pin;                   /* lazy: the OPEN's connection until OPEN_OK,
-                                  so the daemon sees the task first; -1 */
+    int pin;                   /* the OPEN's connection, -1 before: every
+                                  item follows it there, so the daemon sees
+                                  the task first, and one io thread and one
+                                  socket carry the task both ways (fewer
+                                  wake-ups than spreading it) */
     bool kick_pending;         /* an OP_KICK is queued: no need for another */
     op *open_op;
     cshard *q_head, *q_tail;   /* queued, not yet sent */

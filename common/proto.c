@@ -188,6 +188,28 @@ gmpc_parse gmpc_frame_parse(const uint8_t *buf, size_t n, gmpc_hdr *h,
     return GMPC_FRAME;
 }
 
+void gmpc_shm_ref_encode(uint8_t out[GMPC_SHM_REF_LEN], uint32_t off,
+                         uint32_t len)
+{
+    put32(out, off);
+    put32(out + 4, len);
+}
+
+bool gmpc_shm_ref_decode(const uint8_t *p, size_t n, uint32_t *off,
+                         uint32_t *len)
+{
+    if (n != GMPC_SHM_REF_LEN)
+        return false;
+    *off = get32(p);
+    *len = get32(p + 4);
+    return true;
+}
+
+bool gmpc_shm_fits(uint64_t size, uint32_t off, uint64_t n)
+{
+    return off <= size && n <= size - off;
+}
+
 size_t gmpc_frame_build(const gmpc_hdr *h, const void *payload, uint8_t *out,
                         size_t cap)
 {
@@ -514,7 +536,8 @@ const char *gmpc_type_name(unsigned type)
         "?",      "CHALLENGE", "AUTH",     "AUTH_OK",   "OPEN",
         "OPEN_OK", "SHARD",    "RESULT",   "FINAL",     "FINAL_OK",
         "ABORT",  "RANDOM",    "RANDOM_OK", "KEY",      "KEY_OK",
-        "ADMIN",  "ADMIN_OK",  "PING",     "PONG",      "ERROR"};
+        "ADMIN",  "ADMIN_OK",  "PING",     "PONG",      "ERROR",
+        "SHM",    "SHM_OK"};
     return type < GMPC_T_MAX_ ? names[type] : "?";
 }
 

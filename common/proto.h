@@ -37,11 +37,17 @@ typedef enum gmpc_type {
     GMPC_T_PING = 17,
     GMPC_T_PONG = 18,
     GMPC_T_ERROR = 19,      /* s->c: status + message */
+    GMPC_T_SHM = 20,        /* c->s, unix sockets: a shared-memory region
+                               (its memfd rides along, SCM_RIGHTS) */
+    GMPC_T_SHM_OK = 21,
     GMPC_T_MAX_
 } gmpc_type;
 
 /* Header flags. */
 #define GMPC_F_CLOSE 0x80u  /* on ERROR: the server closes the connection */
+/* On SHARD/FINAL and RESULT/FINAL_OK: the payload is a gmpc_shm_ref and
+ * the bytes are in the session's shared-memory region. */
+#define GMPC_F_SHM 0x40u
 
 typedef struct gmpc_hdr {
     uint8_t version;
@@ -131,6 +137,21 @@ const uint8_t *gmpc_r_blob(gmpc_rbuf *r, size_t max, size_t *n);
 bool gmpc_r_done(const gmpc_rbuf *r);
 
 /* ---- message payloads ---- */
+
+/* Shared-memory lane (docs/protocol.md §6.5).  SHM: region size u32.  A
+ * reference: offset u32, length u32, within the region.  An item's output
+ * goes right after its input: the slot holds 2 x len + GMPC_SHM_SPARE. */
+#define GMPC_SHM_REF_LEN 8u
+#define GMPC_SHM_SPARE 80u
+#define GMPC_SHM_MAX (64u * 1024u * 1024u)
+
+void gmpc_shm_ref_encode(uint8_t out[GMPC_SHM_REF_LEN], uint32_t off,
+                         uint32_t len);
+/* False when the payload is not a reference. */
+bool gmpc_shm_ref_decode(const uint8_t *p, size_t n, uint32_t *off,
+                         uint32_t *len);
+/* Does [off, off + n) lie inside a region of `size` bytes? */
+bool gmpc_shm_fits(uint64_t size, uint32_t off, uint64_t n);
 
 /* AUTH: tenant name blob, client nonce, mac, session id (u64: 0 = a new
  * session, else join that session from another connection). */

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -20,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1108,6 +1111,208 @@ static void t10_limits(void **state)
     g_secret_len = secret_len;
 }
 
+/* ---- Test 11: the shared-memory lane ---- */
+
+/* A frame with a payload of its own length and, when nfd > 0, those
+ * descriptors riding along (SCM_RIGHTS). */
+static void send_with_fds(int fd, const gmpc_hdr *h, const void *payload,
+                          const int *fds, int nfd)
+{
+    uint8_t buf[GMPC_HDR_LEN + 64];
+    size_t n = gmpc_frame_build(h, payload, buf, sizeof buf);
+    assert_true(n > 0);
+    union {
+        struct cmsghdr c;
+        char space[CMSG_SPACE(2 * sizeof(int))];
+    } ctl;
+    memset(&ctl, 0, sizeof ctl);
+    struct iovec iov = {buf, n};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (nfd) {
+        m.msg_control = ctl.space;
+        m.msg_controllen = CMSG_SPACE((size_t)nfd * sizeof(int));
+        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN((size_t)nfd * sizeof(int));
+        memcpy(CMSG_DATA(c), fds, (size_t)nfd * sizeof(int));
+    }
+    assert_int_equal(sendmsg(fd, &m, MSG_NOSIGNAL), (ssize_t)n);
+}
+
+static void send_shm(int fd, uint64_t id, uint32_t size, int memfd)
+{
+    uint8_t p[4] = {(uint8_t)(size >> 24), (uint8_t)(size >> 16),
+                    (uint8_t)(size >> 8), (uint8_t)size};
+    gmpc_hdr h = {.type = GMPC_T_SHM, .task_id = id, .len = 4};
+    send_with_fds(fd, &h, p, &memfd, memfd >= 0);
+}
+
+static int memfd_of(size_t size, unsigned seals)
+{
+    int fd = memfd_create("t11", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, (off_t)size), 0);
+    if (seals)
+        assert_int_equal(fcntl(fd, F_ADD_SEALS, seals), 0);
+    return fd;
+}
+
+static void send_shm_item(int fd, uint8_t type, uint64_t task, uint32_t seq,
+                          uint32_t off, uint32_t len)
+{
+    uint8_t ref[GMPC_SHM_REF_LEN];
+    gmpc_shm_ref_encode(ref, off, len);
+    gmpc_hdr h = {.type = type, .task_id = task, .seq = seq,
+                  .flags = GMPC_F_SHM, .len = sizeof ref};
+    assert_int_equal(gmpt_raw_send_frame(fd, &h, ref), 0);
+}
+
+#define SHM_SIZE (1u << 20)
+
+/* Every way to offer a region wrongly is refused with ARG and the
+ * connection stays; a good one is mapped once. */
+static int shm_offers(uint8_t **base)
+{
+    int fd = raw_authed();
+    send_shm(fd, 1, SHM_SIZE, -1);                 /* no descriptor */
+    expect_error(fd, 1, GMP_ERR_ARG, false);
+    int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    send_shm(fd, 2, SHM_SIZE, devnull);            /* not a memfd */
+    expect_error(fd, 2, GMP_ERR_ARG, false);
+    close(devnull);
+    int loose = memfd_of(SHM_SIZE, 0);
+    send_shm(fd, 3, SHM_SIZE, loose);              /* could shrink */
+    expect_error(fd, 3, GMP_ERR_ARG, false);
+    close(loose);
+    int small = memfd_of(4096, F_SEAL_SHRINK);
+    send_shm(fd, 4, SHM_SIZE, small);              /* smaller than said */
+    expect_error(fd, 4, GMP_ERR_ARG, false);
+    send_shm(fd, 5, 0, small);                     /* empty */
+    expect_error(fd, 5, GMP_ERR_ARG, false);
+    send_shm(fd, 6, GMPC_SHM_MAX + 1, small);      /* too large */
+    expect_error(fd, 6, GMP_ERR_ARG, false);
+    close(small);
+    expect_alive(fd, 0);
+    int good = memfd_of(SHM_SIZE, F_SEAL_SHRINK | F_SEAL_GROW);
+    send_shm(fd, 7, SHM_SIZE, good);
+    gmpc_hdr h;
+    read_frame(fd, &h, NULL);
+    assert_int_equal(h.type, GMPC_T_SHM_OK);
+    assert_int_equal(h.task_id, 7);
+    send_shm(fd, 8, SHM_SIZE, good);               /* one per session */
+    expect_error(fd, 8, GMP_ERR_STATE, false);
+    *base = mmap(NULL, SHM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, good, 0);
+    assert_true(*base != MAP_FAILED);
+    close(good);
+    return fd;
+}
+
+/* SM4-ECB in the region: the output lands after the input and RESULT
+ * says where; SM3's digest comes back inline. */
+static void shm_compute(int fd, uint8_t *base)
+{
+    uint8_t key[16], out[4096];
+    int outl = 0;
+    fill_random(key, sizeof key);
+    fill_random(base + 8192, 4096);
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    assert_true(EVP_EncryptInit_ex(ctx, EVP_sm4_ecb(), NULL, key, NULL) &&
+                EVP_CIPHER_CTX_set_padding(ctx, 0) &&
+                EVP_EncryptUpdate(ctx, out, &outl, base + 8192, 4096));
+    EVP_CIPHER_CTX_free(ctx);
+    send_open(fd, 0xB001, GMP_ALG_SM4_ECB, 0xB001, 0, key, 16, NULL, 0);
+    expect_open_ok(fd, 0xB001);
+    send_shm_item(fd, GMPC_T_SHARD, 0xB001, 0, 8192, 4096);
+    gmpc_hdr h;
+    uint8_t *p = NULL;
+    uint32_t off, len;
+    read_frame(fd, &h, &p);
+    assert_int_equal(h.type, GMPC_T_RESULT);
+    assert_int_equal(h.flags & GMPC_F_SHM, GMPC_F_SHM);
+    assert_true(gmpc_shm_ref_decode(p, h.len, &off, &len));
+    free(p);
+    assert_int_equal(off, 8192 + 4096);
+    assert_int_equal(len, 4096);
+    assert_memory_equal(base + off, out, 4096);
+
+    uint8_t md[32];
+    unsigned mdl;
+    fill_random(base, 1000);
+    assert_true(EVP_Digest(base, 1000, md, &mdl, EVP_sm3(), NULL));
+    send_open_sm3(fd, 0xB002, 0xB002);
+    expect_open_ok(fd, 0xB002);
+    send_shm_item(fd, GMPC_T_FINAL, 0xB002, 0, 0, 1000);
+    read_frame(fd, &h, &p);
+    assert_int_equal(h.type, GMPC_T_FINAL_OK);
+    assert_int_equal(h.flags & GMPC_F_SHM, 0);
+    assert_int_equal(h.len, 32);
+    assert_memory_equal(p, md, 32);
+    free(p);
+}
+
+/* References outside the region, too long, or malformed fail the item's
+ * task and nothing else; a session without a region has none to use. */
+static void shm_bad_refs(int fd)
+{
+    send_open_sm3(fd, 0xB003, 0xB003);
+    expect_open_ok(fd, 0xB003);
+    send_shm_item(fd, GMPC_T_SHARD, 0xB003, 0, SHM_SIZE - 100, 4096);
+    expect_error(fd, 0xB003, GMP_ERR_PROTO, false);
+    send_open_sm3(fd, 0xB004, 0xB004);
+    expect_open_ok(fd, 0xB004);
+    send_shm_item(fd, GMPC_T_SHARD, 0xB004, 0, 0, GMP_SHARD_MAX + 1);
+    expect_error(fd, 0xB004, GMP_ERR_TOO_BIG, false);
+    send_open_sm3(fd, 0xB005, 0xB005);
+    expect_open_ok(fd, 0xB005);
+    gmpc_hdr h = {.type = GMPC_T_SHARD, .task_id = 0xB005,
+                  .flags = GMPC_F_SHM, .len = 7};
+    assert_int_equal(gmpt_raw_send_frame(fd, &h, "1234567"), 0);
+    expect_error(fd, 0xB005, GMP_ERR_PROTO, false);
+    expect_alive(fd, 0);
+
+    int other = raw_authed();
+    send_open_sm3(other, 0xB006, 0xB006);
+    expect_open_ok(other, 0xB006);
+    send_shm_item(other, GMPC_T_SHARD, 0xB006, 0, 0, 4096);
+    expect_error(other, 0xB006, GMP_ERR_PROTO, false);
+    expect_alive(other, 0);
+    close(other);
+}
+
+/* Descriptors without an SHM frame would fill the daemon's table: the
+ * connection is closed; so is a malformed SHM frame. */
+static void shm_stray_fds(void)
+{
+    int fd = raw_authed();
+    int fds[2] = {memfd_of(4096, 0), memfd_of(4096, 0)};
+    gmpc_hdr h = {.type = GMPC_T_PING, .task_id = 9};
+    send_with_fds(fd, &h, NULL, fds, 2);
+    read_frame(fd, &h, NULL);
+    assert_int_equal(h.type, GMPC_T_PONG);
+    expect_error(fd, 0, GMP_ERR_PROTO, true);
+    close(fd);
+    fd = raw_authed();
+    h = (gmpc_hdr){.type = GMPC_T_SHM, .task_id = 10, .len = 3};
+    send_with_fds(fd, &h, "abc", fds, 1);
+    expect_error(fd, 10, GMP_ERR_PROTO, true);
+    close(fd);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+static void t11_shm(void **state)
+{
+    (void)state;
+    uint8_t *base;
+    int fd = shm_offers(&base);
+    shm_compute(fd, base);
+    shm_bad_refs(fd);
+    close(fd);
+    munmap(base, SHM_SIZE);
+    shm_stray_fds();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1118,7 +1323,7 @@ int main(void)
         cmocka_unit_test(t5_replay),       cmocka_unit_test(t6_tasks),
         cmocka_unit_test(t7_isolation),    cmocka_unit_test(t8_keys),
         cmocka_unit_test(t9_still_serving),
-        cmocka_unit_test(t10_limits),
+        cmocka_unit_test(t10_limits),      cmocka_unit_test(t11_shm),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -185,6 +185,58 @@ static size_t pool_cipher(gmp_client *c, const alg_case *a, unsigned flags,
     return outl + cap;
 }
 
+/* Items computed in clients' shared memory, from gmpoolctl status. */
+static unsigned long long shm_items(void)
+{
+    char *out = NULL;
+    unsigned long long n = 0;
+    assert_int_equal(gmpt_ctl(g_d, &out, "status"), 0);
+    const char *p = out ? strstr(out, "shared memory: ") : NULL;
+    assert_non_null(p);
+    assert_int_equal(sscanf(p, "shared memory: %*d regions, %llu items", &n),
+                     1);
+    free(out);
+    return n;
+}
+
+/* One SM4-CBC and one SM3 job of 3 MB, checked against libcrypto. */
+static void cbc_and_sm3(gmp_client *c)
+{
+    const size_t len = 3u << 20;
+    const alg_case *a = &g_algs[2];
+    uint8_t *key = gmpt_random_bytes(16), *iv = gmpt_random_bytes(16);
+    uint8_t *in = gmpt_random_bytes(len), *ref = malloc(len + 32),
+            *got = malloc(len + 64), md[32], want[32];
+    unsigned mdl;
+    size_t rl = ref_cipher(a, 1, key, iv, in, len, ref);
+    assert_int_equal(pool_cipher(c, a, GMP_TASK_PAD, key, iv, in, len, got),
+                     rl);
+    assert_memory_equal(got, ref, rl);
+    assert_true(EVP_Digest(in, len, want, &mdl, EVP_sm3(), NULL));
+    assert_int_equal(gmp_digest(c, GMP_ALG_SM3, in, len, md), GMP_OK);
+    assert_memory_equal(md, want, 32);
+    free(key), free(iv), free(in), free(ref), free(got);
+}
+
+/* Over a unix socket the items travel in the client's shared memory;
+ * GMPOOL_SHM=0 keeps them in the socket, with the same results. */
+static void shm_lane(void **state)
+{
+    (void)state;
+    unsigned long long before = shm_items();
+    gmp_client *c = client(0);
+    cbc_and_sm3(c);
+    gmp_client_close(c);
+    unsigned long long after = shm_items();
+    assert_true(after >= before + 2 * (3u << 20) / (16u << 10));
+    setenv("GMPOOL_SHM", "0", 1);
+    c = client(0);
+    cbc_and_sm3(c);
+    gmp_client_close(c);
+    unsetenv("GMPOOL_SHM");
+    assert_true(shm_items() == after);
+}
+
 static size_t pick_len(int i, size_t max)
 {
     static const size_t edges[] = {0, 1, 15, 16, 17, 4095, 4096, 16384,
@@ -869,6 +921,7 @@ int main(void)
         cmocka_unit_test(diff_cipher),
         cmocka_unit_test(diff_sm3),
         cmocka_unit_test(diff_64mb),
+        cmocka_unit_test(shm_lane),
         cmocka_unit_test(window_in_flight),
         cmocka_unit_test(random_bytes_pool),
         cmocka_unit_test(keys_by_handle),

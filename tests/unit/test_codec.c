@@ -448,6 +448,31 @@ static void write_now(void **state)
     free(got);
 }
 
+/* Shared-memory references: exact length, and bounds that cannot wrap. */
+static void shm_refs(void **state)
+{
+    (void)state;
+    uint8_t b[GMPC_SHM_REF_LEN];
+    uint32_t off, len;
+    gmpc_shm_ref_encode(b, 0x01020304u, 0xA0B0C0D0u);
+    assert_int_equal(b[0], 1);
+    assert_int_equal(b[7], 0xD0);
+    assert_true(gmpc_shm_ref_decode(b, sizeof b, &off, &len));
+    assert_int_equal(off, 0x01020304u);
+    assert_int_equal(len, 0xA0B0C0D0u);
+    assert_false(gmpc_shm_ref_decode(b, sizeof b - 1, &off, &len));
+    assert_false(gmpc_shm_ref_decode(b, sizeof b + 1, &off, &len));
+    assert_true(gmpc_shm_fits(4096, 0, 4096));
+    assert_true(gmpc_shm_fits(4096, 4096, 0));
+    assert_false(gmpc_shm_fits(4096, 4096, 1));
+    assert_false(gmpc_shm_fits(4096, 4097, 0));
+    assert_false(gmpc_shm_fits(4096, 1, 4096));
+    assert_false(gmpc_shm_fits(4096, 0xFFFFFFFFu, 2));
+    assert_false(gmpc_shm_fits(4096, 16, UINT64_MAX));
+    assert_string_equal(gmpc_type_name(GMPC_T_SHM), "SHM");
+    assert_string_equal(gmpc_type_name(GMPC_T_SHM_OK), "SHM_OK");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -465,6 +490,7 @@ int main(void)
         cmocka_unit_test(strerror_total),
         cmocka_unit_test(crc32_values),
         cmocka_unit_test(write_now),
+        cmocka_unit_test(shm_refs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
