@@ -601,6 +601,9 @@ static void on_frame(cconn *c, const gmpc_hdr *h, const uint8_t *p)
         on_shm_answer(s, h);
         return;
     }
+    if (h->type == GMPC_T_RESULT || h->type == GMPC_T_FINAL_OK ||
+        h->type == GMPC_T_ERROR)
+        cshm_unpark(s->shm, h->task_id, h->seq);
     route *r = route_find(s, h->task_id);
     if (!r)
         return; /* late reply for something already given up */

@@ -14,12 +14,18 @@
 
 #define SLOT_ALIGN 64u
 
+typedef struct parked {
+    uint64_t task;           /* 0: the slot is not parked */
+    uint32_t seq;
+} parked;
+
 struct cshm {
     uint8_t *base;
     uint32_t size, slot_bytes;
-    unsigned n, n_free;
+    unsigned n, n_free, n_parked;
     int fd;                  /* until sent to the daemon */
     bool ready;              /* the daemon mapped it (SHM_OK) */
+    parked *parked;          /* by slot */
     uint32_t free_slots[];
 };
 
@@ -32,8 +38,10 @@ cshm *cshm_new(unsigned shard, unsigned slots)
     if (slots < CSHM_MIN_SLOTS)
         return NULL; /* shards too large to be worth a region */
     cshm *m = calloc(1, sizeof *m + slots * sizeof(uint32_t));
-    if (!m)
+    if (!m || !(m->parked = calloc(slots, sizeof *m->parked))) {
+        free(m);
         return NULL;
+    }
     m->slot_bytes = (uint32_t)sb;
     m->n = m->n_free = slots;
     m->size = (uint32_t)(sb * slots);
@@ -60,6 +68,7 @@ void cshm_free(cshm *m)
         close(m->fd);
     if (m->base)
         munmap(m->base, m->size);
+    free(m->parked);
     free(m);
 }
 
@@ -126,4 +135,25 @@ bool cshm_in_slot(const cshm *m, int slot, uint32_t off, uint32_t len)
     uint32_t start = cshm_off(m, slot);
     return slot >= 0 && (unsigned)slot < m->n && off >= start &&
            gmpc_shm_fits(m->slot_bytes, off - start, len);
+}
+
+void cshm_park(cshm *m, int slot, uint64_t task, uint32_t seq)
+{
+    if (m && slot >= 0 && (unsigned)slot < m->n && !m->parked[slot].task) {
+        m->parked[slot] = (parked){task, seq};
+        m->n_parked++;
+    }
+}
+
+void cshm_unpark(cshm *m, uint64_t task, uint32_t seq)
+{
+    if (!m || !m->n_parked)
+        return;
+    for (unsigned i = 0; i < m->n; i++)
+        if (m->parked[i].task == task && m->parked[i].seq == seq) {
+            m->parked[i].task = 0;
+            m->n_parked--;
+            cshm_put(m, (int)i);
+            return;
+        }
 }

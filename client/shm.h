@@ -28,5 +28,11 @@ void cshm_put(cshm *m, int slot);
 uint32_t cshm_off(const cshm *m, int slot);
 uint8_t *cshm_at(cshm *m, uint32_t off);
 bool cshm_in_slot(const cshm *m, int slot, uint32_t off, uint32_t len);
+/* The slot of an item whose task failed or was freed: the daemon may still
+ * write it, so it is free again only once that item's reply arrives
+ * (RESULT, FINAL_OK or ERROR: the daemon answers every item it took). */
+void cshm_park(cshm *m, int slot, uint64_t task, uint32_t seq);
+/* A reply to (task, seq): its parked slot, if any, is free again. */
+void cshm_unpark(cshm *m, uint64_t task, uint32_t seq);
 
 #endif

@@ -67,6 +67,8 @@ static void fail_locked(gmp_task *t, int status, const char *msg)
     free_list(t->q_head);
     t->q_head = t->q_tail = NULL;
     t->q_bytes = 0;
+    for (cshard *sh = t->inflight_list; sh; sh = sh->next)
+        cshm_park(csess_shm(t->s), sh->slot, t->id, sh->seq);
     free_list(t->inflight_list);
     t->inflight_list = NULL;
     csess_outstanding(t->s, -(int)t->inflight - (t->open_pending ? 1 : 0));
@@ -361,6 +363,18 @@ static void on_shard_reply(gmp_task *t, const gmpc_hdr *h, const uint8_t *p)
     wake_locked(t);
 }
 
+/* An ERROR answers its item: the daemon is done with its slot. */
+static void drop_answered(gmp_task *t, uint32_t seq)
+{
+    cshard *sh = take_inflight(t, seq);
+    if (!sh)
+        return;
+    csess_outstanding(t->s, -1);
+    t->inflight--;
+    cshm_put(csess_shm(t->s), sh->slot);
+    shard_unref(sh);
+}
+
 void task_on_frame(gmp_task *t, const gmpc_hdr *h, const uint8_t *p)
 {
     pthread_mutex_lock(&t->mu);
@@ -383,6 +397,7 @@ void task_on_frame(gmp_task *t, const gmpc_hdr *h, const uint8_t *p)
         break;
     case GMPC_T_ERROR: {
         char msg[GMPC_MAX_MSG + 16];
+        drop_answered(t, h->seq);
         snprintf(msg, sizeof msg, "gmpoold: %.*s",
                  (int)(h->len < GMPC_MAX_MSG ? h->len : GMPC_MAX_MSG), p);
         csess_route_del(t->s, t->id);
