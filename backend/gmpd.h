@@ -81,10 +81,14 @@ struct gmpd_task {
     uint8_t flags;
     gmpd_svc svc;
     uint32_t node;           /* node the task is bound to */
+    uint32_t move_to;        /* serial: node it moves to once none of its
+                                jobs is left on `node` (scheduler lock) */
     uint32_t deadline_ms;    /* relative to arrival, 0 = none */
     uint64_t ttsa_id;        /* id in the TTSA model, 0 = not in it */
     uint64_t placed_len;     /* bytes accounted on the node */
-    gmpd_engine_ctx *ctx;    /* chaining state, used by one worker only */
+    uint64_t done_len;       /* serial: bytes computed (by its node) */
+    gmpd_engine_ctx *ctx;    /* chaining state, used by one worker at a
+                                time (a serial task may change node) */
     /* Parallel modes (CTR, ECB, CBC decryption): items run on any node,
      * each from its stream position; a node other than t->node computes
      * with its own context, made on first use from the kept key. */

@@ -178,6 +178,20 @@ void gmpd_nodeset_task_end(gmpd_nodeset *ns, uint32_t id)
         nd->tasks--;
 }
 
+void gmpd_nodeset_move(gmpd_nodeset *ns, uint32_t from, uint32_t to,
+                       uint64_t bytes)
+{
+    gmpd_node *a = gmpd_nodeset_get(ns, from), *b = gmpd_nodeset_get(ns, to);
+
+    if (!a || !b || a == b)
+        return;
+    a->queued_bytes = sub_sat(a->queued_bytes, bytes);
+    if (a->tasks)
+        a->tasks--;
+    b->queued_bytes += bytes;
+    b->tasks++;
+}
+
 double gmpd_nodeset_capacity(const gmpd_nodeset *ns, uint32_t vcm,
                              gmpd_svc svc)
 {

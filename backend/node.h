@@ -66,6 +66,9 @@ gmpd_node *gmpd_nodeset_place(gmpd_nodeset *ns, uint32_t vcm, gmpd_svc svc,
 void gmpd_nodeset_done(gmpd_nodeset *ns, uint32_t id, uint64_t bytes,
                        uint32_t jobs);
 void gmpd_nodeset_task_end(gmpd_nodeset *ns, uint32_t id);
+/* A task moves from node `from` to node `to` with `bytes` still to do. */
+void gmpd_nodeset_move(gmpd_nodeset *ns, uint32_t from, uint32_t to,
+                       uint64_t bytes);
 /* Sum of the speeds of the nodes serving vcm for svc (R6 throughput). */
 double gmpd_nodeset_capacity(const gmpd_nodeset *ns, uint32_t vcm,
                              gmpd_svc svc);

@@ -24,6 +24,8 @@ typedef struct worker {
     gmpd_shard *head, *tail;
     int depth;
     bool busy;
+    const gmpd_task *cur;    /* task of the job being computed */
+    unsigned incoming;       /* serial tasks moving here */
     bool parked;             /* stopped by ScaleDown: no new tasks */
     bool admin_down;         /* `node down` by the operator */
     gmpd_rate rate;
@@ -45,6 +47,7 @@ static struct {
     size_t rr;
     uint32_t active_tasks;
     uint64_t inflight;
+    uint64_t moves;          /* serial tasks moved to an idle node */
     /* TTSA (R8-R13): this host is the model's one server, each node one
      * VCM; see docs/scheduling.md "TTSA in gmpoold". */
     gmpd_ttsa *tt;
@@ -65,12 +68,85 @@ static worker *worker_of(uint32_t node)
 
 static bool node_serves(const gmpd_node *nd, uint32_t vcm, gmpd_svc svc);
 
+/* ---- serial tasks follow idle nodes ----
+ * A serial task's chaining state lives in the task, so any local node may
+ * continue it once none of its jobs waits or runs on its current node.
+ * Placement balances tasks by their declared bytes, but two nodes never
+ * run at quite the same speed (less so on a VM's CPUs): the node that
+ * finishes its tasks first would idle while the other still has several,
+ * and the slowest task decides when a batch of jobs is done.  So a node
+ * with nothing to do takes over a task from a busy node that has others. */
+
+static bool task_on(const worker *w, const gmpd_task *t)
+{
+    if (w->cur == t)
+        return true;
+    for (const gmpd_shard *s = w->head; s; s = s->next)
+        if (s->task == t)
+            return true;
+    return false;
+}
+
+/* An idle node that may serve t, when t's node w has other tasks. */
+static worker *idle_for(const gmpd_task *t, const worker *w)
+{
+    const gmpd_node *from = gmpd_nodeset_get(S.ns, w->node);
+    if (t->ttsa_id || !from || from->tasks < 2)
+        return NULL;  /* the TTSA model keeps its own placement */
+    for (int i = 0; i < S.n; i++) {
+        worker *v = &S.w[i];
+        if (v != w && !v->busy && !v->head && !v->incoming &&
+            node_serves(gmpd_nodeset_get(S.ns, v->node),
+                        t->sess->tenant.vcm, t->svc))
+            return v;
+    }
+    return NULL;
+}
+
+static void move_task(gmpd_task *t)
+{
+    uint64_t left = t->placed_len > t->done_len ? t->placed_len - t->done_len
+                                                : 0;
+    gmpd_nodeset_move(S.ns, t->node, t->move_to, left);
+    worker_of(t->move_to)->incoming--;
+    t->node = t->move_to;
+    t->move_to = 0;
+    S.moves++;
+}
+
+/* The node a serial task's next job goes to, or NULL while it waits for
+ * its jobs on the node it leaves. */
+static worker *serial_worker(gmpd_task *t)
+{
+    worker *w = worker_of(t->node);
+    if (w && !t->move_to && w->depth >= DOWN_DEPTH) {
+        worker *v = idle_for(t, w);
+        if (v) {
+            t->move_to = v->node;
+            v->incoming++;
+        }
+    }
+    if (w && t->move_to) {
+        if (task_on(w, t))
+            return NULL;
+        if (node_serves(gmpd_nodeset_get(S.ns, t->move_to),
+                        t->sess->tenant.vcm, t->svc))
+            move_task(t);
+        else { /* parked or taken down meanwhile */
+            worker_of(t->move_to)->incoming--;
+            t->move_to = 0;
+        }
+        w = worker_of(t->node);
+    }
+    return w;
+}
+
 /* A job of a parallel task (node 0) goes to the least loaded node that
  * may serve its task, the task's own node on a tie. */
 static worker *pick_worker(const gmpd_job *j)
 {
     if (j->node)
-        return worker_of(j->node);
+        return serial_worker(j->owner);
     const gmpd_task *t = j->owner;
     worker *best = NULL;
     for (int i = 0; i < S.n; i++) {
@@ -303,10 +379,13 @@ static void *worker_main(void *arg)
         if (!w->head)
             w->tail = NULL;
         w->busy = true;
+        w->cur = s->task;
         pthread_mutex_unlock(&S.mu);
         compute(s, w->node);
         uint32_t len = s->len;
         uint32_t placed = s->task->node; /* where placement counted it */
+        if (!s->task->parallel)
+            s->task->done_len += len; /* read under the lock taken below */
         uint64_t now = gmpc_now_ns();
         held_add(&h, s, now);
         unsigned posted = 0;
@@ -314,6 +393,7 @@ static void *worker_main(void *arg)
             posted = held_flush(&h);
         pthread_mutex_lock(&S.mu);
         w->busy = false;
+        w->cur = NULL;
         w->depth--;
         S.inflight -= posted;
         gmpd_nodeset_done(S.ns, placed, len, 1);
@@ -597,6 +677,10 @@ void gmpd_sched_task_end(gmpd_task *t)
     if (t->ttsa_id && S.tt)
         gmpd_ttsa_finish(S.tt, t->ttsa_id, gmpc_now_ns());
     gmpd_nodeset_task_end(S.ns, t->node);
+    if (t->move_to) {
+        worker_of(t->move_to)->incoming--;
+        t->move_to = 0;
+    }
     if (S.active_tasks)
         S.active_tasks--;
     pthread_mutex_unlock(&S.mu);
@@ -752,8 +836,10 @@ void gmpd_sched_status(char *out, size_t cap)
     status_nodes(out, cap, &off, now);
     status_vcms(out, cap, &off, now);
     if (off < cap)
-        snprintf(out + off, cap - off, "\nactive tasks %u, jobs on nodes %llu\n",
-                 S.active_tasks, (unsigned long long)S.inflight);
+        snprintf(out + off, cap - off,
+                 "\nactive tasks %u, jobs on nodes %llu, serial tasks moved "
+                 "%llu\n", S.active_tasks, (unsigned long long)S.inflight,
+                 (unsigned long long)S.moves);
     pthread_mutex_unlock(&S.mu);
 }
 

@@ -290,6 +290,7 @@ static int task_open(gmp_client *c, gmp_alg alg, unsigned flags,
     t->lazy_open = lazy;
     t->pin = -1;
     t->shard = c->cfg.shard;
+    t->total_len = op_payload->total_len;
     t->q_cap = t->q = c->cfg.window;
     pthread_mutex_lock(&c->mu);
     t->fresh = ++c->fresh;

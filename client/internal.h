@@ -123,6 +123,9 @@ int csess_send_many(csess *s, int pin, csend *items, unsigned n,
                     void (*written)(void *), bool *sync);
 /* The session's shared-memory region (shm.h), or NULL. */
 struct cshm *csess_shm(csess *s);
+/* The connection large tasks open on: the region's (0) while the session
+ * has one, else -1 (the next connection). */
+int csess_stream_conn(csess *s);
 /* Pump the task once the frames of the current read are handled, so the
  * shards that several replies free go out in one write. */
 void csess_pump_later(csess *s, struct gmp_task *t);

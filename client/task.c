@@ -102,7 +102,8 @@ void task_send_open(gmp_task *t, op *o)
     pthread_mutex_unlock(&t->mu);
     csess_route_add(t->s, t->id, t, NULL);
     csess_outstanding(t->s, 1);
-    int conn = -1;
+    bool small = t->total_len && t->total_len <= 2 * (uint64_t)t->shard;
+    int conn = small ? -1 : csess_stream_conn(t->s);
     if (csess_send_on(t->s, &conn, &h, t->open_payload, t->open_len) !=
         GMP_OK) {
         csess_route_del(t->s, t->id);

@@ -45,6 +45,7 @@ struct gmp_task {
     bool digest;               /* digest or MAC: data is copied, output at final */
     bool aead;                 /* the final output ends with the tag */
     unsigned shard;
+    uint64_t total_len;        /* declared at OPEN, 0 = unknown */
     unsigned q_cap;
     uint8_t *open_payload;
     size_t open_len;

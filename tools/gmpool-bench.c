@@ -594,6 +594,7 @@ static void *worker_main(void *arg)
 
 typedef struct conc_result {
     double agg, jain, min_thr, max_thr;
+    double cpu_ms;           /* client and daemon CPU of the whole run */
 } conc_result;
 
 static int conc_once(const alg_def *a, unsigned n, mode m, gmp_client *c,
@@ -609,6 +610,7 @@ static int conc_once(const alg_def *a, unsigned n, mode m, gmp_client *c,
         return GMP_ERR_NOMEM;
     }
     pthread_barrier_init(&go, NULL, n);
+    uint64_t c0 = cpu_self_ns(), d0 = cpu_daemon_ns();
     for (unsigned i = 0; i < n; i++) {
         w[i] = (worker){.j = {a, in, len, outs[i], 0}, .m = m, .c = c,
                         .go = &go};
@@ -625,6 +627,7 @@ static int conc_once(const alg_def *a, unsigned n, mode m, gmp_client *c,
             rc = w[i].rc;
     }
     pthread_barrier_destroy(&go);
+    res->cpu_ms = (double)(cpu_self_ns() - c0 + cpu_daemon_ns() - d0) / 1e6;
     res->agg = mb_s(len * n, end - start);
     res->jain = jain(thr, n);
     min_max(thr, n, &res->min_thr, &res->max_thr);
@@ -649,6 +652,10 @@ static int conc_cell(const alg_def *a, unsigned n, uint8_t **outs,
             unsigned mi = (k + r) % N_CONC_MODES;
             mode m = g_conc_modes[mi];
             conc_result res;
+            if (!(C.modes & (1u << m))) {
+                agg[mi][r] = fair[mi][r] = 1;
+                continue;
+            }
             rc = conc_once(a, n, m, m == M_SYNC ? sc : ac, outs, in, len,
                            &res);
             if (rc != GMP_OK) {
@@ -658,9 +665,9 @@ static int conc_cell(const alg_def *a, unsigned n, uint8_t **outs,
             }
             agg[mi][r] = res.agg;
             fair[mi][r] = res.jain;
-            fprintf(raw, "%s,%u,%u,%s,%.2f,%.4f,%.2f,%.2f\n", a->name, n, r,
-                    g_mode_names[m], res.agg, res.jain, res.min_thr,
-                    res.max_thr);
+            fprintf(raw, "%s,%u,%u,%s,%.2f,%.4f,%.2f,%.2f,%.1f\n", a->name, n,
+                    r, g_mode_names[m], res.agg, res.jain, res.min_thr,
+                    res.max_thr, res.cpu_ms);
             tick("%s x%u %s", a->name, n, g_mode_names[m]);
         }
     gmp_client_close(sc);
@@ -696,7 +703,7 @@ static int run_conc(const uint8_t *in)
             memset(outs[i], 0, len + 64); /* no page faults while timed */
     FILE *raw = csv_open("concurrency_raw.csv",
                          "alg,threads,rep,mode,aggregate_mb_s,jain,"
-                         "min_thread_mb_s,max_thread_mb_s");
+                         "min_thread_mb_s,max_thread_mb_s,cpu_ms");
     FILE *sum = csv_open("concurrency.csv",
                          "alg,threads,engine_mb_s,openssl_mb_s,sync_mb_s,"
                          "async_mb_s,sync_ratio,async_ratio,jain_engine,"
@@ -996,7 +1003,7 @@ static void usage(FILE *f)
         "      --conc-payload MB   per thread (default 32)\n"
         "      --conc-shard KB     (default 16)\n"
         "  -r, --reps N            repetitions of every cell (default 3)\n"
-        "  -m, --modes LIST        single-task modes (default engine,openssl,"
+        "  -m, --modes LIST        modes to run (default engine,openssl,"
         "sync,async;\n"
         "                          for profiling one of them)\n"
         "      --small-ops N       one-shot small jobs per thread (default "
@@ -1160,7 +1167,8 @@ static unsigned count_steps(void)
         n += C.n_algs * C.payload_mb.n * C.shard_kb.n * C.reps *
              (unsigned)__builtin_popcount(C.modes);
     if (!C.no_conc)
-        n += C.n_conc_algs * C.threads.n * C.reps * N_CONC_MODES;
+        n += C.n_conc_algs * C.threads.n * C.reps *
+             (unsigned)__builtin_popcount(C.modes);
     if (!C.no_small)
         n += 2 * 2 * C.small_threads.n * 2;
     return n;
