@@ -48,6 +48,7 @@ static struct {
     uint32_t active_tasks;
     uint64_t inflight;
     uint64_t moves;          /* serial tasks moved to an idle node */
+    int idle;                /* workers neither computing nor holding jobs */
     /* TTSA (R8-R13): this host is the model's one server, each node one
      * VCM; see docs/scheduling.md "TTSA in gmpoold". */
     gmpd_ttsa *tt;
@@ -94,7 +95,9 @@ static bool task_on(const worker *w, const gmpd_task *t)
 static worker *idle_for(const gmpd_task *t, const worker *w)
 {
     const gmpd_node *from = gmpd_nodeset_get(S.ns, w->node);
-    if (t->ttsa_id || !from || from->tasks < 2)
+    /* Asked for every job a full node refuses: the count spares the walk
+     * over the nodes while all of them are busy, the usual case. */
+    if (!S.idle || t->ttsa_id || !from || from->tasks < 2)
         return NULL;  /* the TTSA model keeps its own placement */
     for (int i = 0; i < S.n; i++) {
         worker *v = &S.w[i];
@@ -202,6 +205,8 @@ static gmpd_pqueue *vcm_q(uint32_t vcm)
 
 static void down_push(worker *w, gmpd_shard *s)
 {
+    if (!w->busy && !w->head)
+        S.idle--;
     s->next = NULL;
     if (w->tail)
         w->tail->next = s;
@@ -399,6 +404,8 @@ static void *worker_main(void *arg)
         w->busy = false;
         w->cur = NULL;
         w->depth--;
+        if (!w->head)
+            S.idle++;
         S.inflight -= posted;
         gmpd_nodeset_done(S.ns, placed, len, 1);
         gmpd_rate_add(&w->rate, len, now);
@@ -566,6 +573,7 @@ int gmpd_sched_start(int n_nodes)
                  w->node, speed[GMPD_SVC_HASH], speed[GMPD_SVC_CIPHER]);
     }
     S.n = n_nodes;
+    S.idle = n_nodes;
     int rc = ttsa_setup();
     if (rc != GMP_OK) {
         S.n = 0;   /* no threads to join in gmpd_sched_stop */

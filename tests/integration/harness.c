@@ -234,6 +234,21 @@ int gmpt_ctl_input(gmpt_daemon *d, char **out, const char *args,
     return rc;
 }
 
+int gmpt_ctl_number(gmpt_daemon *d, const char *args, const char *after,
+                    unsigned long long *n)
+{
+    char *out = NULL;
+    int rc = gmpt_ctl(d, &out, args);
+    const char *p = rc == 0 && out ? strstr(out, after) : NULL;
+    char *end = NULL;
+    if (p) {
+        p += strlen(after);
+        *n = strtoull(p, &end, 10);
+    }
+    free(out);
+    return p && end != p ? 0 : -1;
+}
+
 static uint64_t g_seed = 0x9e3779b97f4a7c15ull;
 
 void gmpt_seed(uint64_t fallback)

@@ -42,6 +42,11 @@ int gmpt_ctl(gmpt_daemon *d, char **out, const char *args);
  * file cannot be written. */
 int gmpt_ctl_input(gmpt_daemon *d, char **out, const char *args,
                    const char *input);
+/* The number printed right after the text `after` in gmpoolctl ARGS'
+ * output (a counter of `status`, say) in *n; -1 when gmpoolctl fails or
+ * its output has no such text followed by a number. */
+int gmpt_ctl_number(gmpt_daemon *d, const char *args, const char *after,
+                    unsigned long long *n);
 /* gmp_options for the default tenant over the unix socket. */
 gmp_options gmpt_options(gmpt_daemon *d);
 
