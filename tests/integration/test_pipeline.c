@@ -727,6 +727,14 @@ static void *hammer(void *arg)
 static void fork_while_busy(void **state)
 {
     (void)state;
+#ifdef __SANITIZE_ADDRESS__
+    /* GCC 12's ASan allocator takes no lock around fork (LLVM added that
+     * in 18, llvm-project PR 75290): a child forked while the hammer
+     * thread refills its allocator cache hangs in its first malloc, in
+     * ASan's code, not ours (seen: 4 hung children in 20 runs).  The plain
+     * build runs this test; fork_child covers the child's path here. */
+    skip();
+#endif
     pthread_t th;
     atomic_store(&g_hammer_stop, false);
     assert_int_equal(pthread_create(&th, NULL, hammer, NULL), 0);
@@ -736,14 +744,24 @@ static void fork_while_busy(void **state)
         pid_t pid = fork();
         if (pid == 0) {
             alarm(20);
-            gmp_client *cc = client(0);
+            /* not client(): a failed assert would run the rest of the
+             * suite in the child */
+            gmp_options o = gmpt_options(g_d);
+            gmp_client *cc;
             uint8_t md[32];
-            int rc = gmp_digest(cc, GMP_ALG_SM3, "abc", 3, md);
-            gmp_client_close(cc);
+            int rc = gmp_client_open(&cc, &o);
+            if (rc == GMP_OK) {
+                rc = gmp_digest(cc, GMP_ALG_SM3, "abc", 3, md);
+                gmp_client_close(cc);
+            }
+            if (rc != GMP_OK)
+                fprintf(stderr, "fork child %d: %s\n", i, gmp_strerror(rc));
             _exit(rc == GMP_OK ? 0 : 1);
         }
         int st;
         assert_int_equal(waitpid(pid, &st, 0), pid);
+        if (WIFSIGNALED(st))
+            fprintf(stderr, "fork child %d: signal %d\n", i, WTERMSIG(st));
         failed += !WIFEXITED(st) || WEXITSTATUS(st) != 0;
     }
     atomic_store(&g_hammer_stop, true);
@@ -957,5 +975,7 @@ int main(void)
         cmocka_unit_test(tcp_and_tool),
         cmocka_unit_test(restart_mid_job),
     };
+    if (getenv("GMPT_ONLY")) /* a pattern of test names, to chase one */
+        cmocka_set_test_filter(getenv("GMPT_ONLY"));
     return cmocka_run_group_tests(tests, setup, teardown);
 }
