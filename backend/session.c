@@ -519,13 +519,22 @@ int gmpd_task_add_shard(gmpd_task *t, gmpd_shard *sh)
     return GMP_OK;
 }
 
-/* R16: the server window p.  The node budget is shared among the tasks
+/* Shards in flight per node, shared among the tasks open.  A serial task
+ * (SM3, CBC encryption) feeds only its own node, which runs dry whenever
+ * its next shards are not there yet.  With 32 per node (two such tasks on
+ * two nodes, the cap split between them), on a busy 2-vCPU host the nodes
+ * waited 200-400 times a second, 4-9 % of their time; with 64, 1-4 %;
+ * 128 did no better (the WAITS column of `gmpoolctl status`,
+ * docs/performance.md). */
+#define WINDOW_PER_NODE 64u
+
+/* R16: the server window p.  The nodes' budget is shared among the tasks
  * now open, so one large task cannot crowd out small ones, and a lone
  * task gets the whole cap. */
 uint32_t gmpd_session_window(void)
 {
     uint32_t cap = gmpd->cfg.window_max;
-    uint32_t budget = 8u * (uint32_t)gmpd_sched_nodes();
+    uint32_t budget = WINDOW_PER_NODE * (uint32_t)gmpd_sched_nodes();
     if (budget < cap)
         budget = cap;
     uint32_t active = gmpd_sched_active_tasks();

@@ -233,6 +233,84 @@ static void serial_tasks_follow_idle_nodes(void **state)
     stop_and_clean(d);
 }
 
+/* The sum of column `name` of the node table of `gmpoolctl status`. */
+static unsigned long long node_column_sum(gmpt_daemon *d, const char *name)
+{
+    char *out = NULL;
+    assert_int_equal(gmpt_ctl(d, &out, "status"), 0);
+    const char *line = out ? strstr(out, "\nNODE ") : NULL;
+    assert_non_null(line);
+    int col = -1, i = 0;
+    char head[512];
+    const char *eol = strchr(line + 1, '\n');
+    assert_non_null(eol);
+    snprintf(head, sizeof head, "%.*s", (int)(eol - line - 1), line + 1);
+    for (char *sv, *tok = strtok_r(head, " ", &sv); tok;
+         tok = strtok_r(NULL, " ", &sv), i++)
+        if (strcmp(tok, name) == 0)
+            col = i;
+    assert_true(col >= 0);
+    unsigned long long sum = 0;
+    for (line = eol + 1; *line >= '0' && *line <= '9';
+         line = strchr(line, '\n') + 1) {
+        const char *p = line;
+        for (int k = 0; k < col; k++)
+            p += strcspn(p, " "), p += strspn(p, " ");
+        sum += strtoull(p, NULL, 10);
+    }
+    free(out);
+    return sum;
+}
+
+/* R16: each node has a budget of 64 shards in flight, shared among the
+ * tasks open; a task gets at most the cap (window_max, 64).  Two nodes:
+ * the second task still gets 64 (a serial task feeds only its node), the
+ * third 128 / 3, the fourth 32.  Read off the OPEN_OK frames.  A node
+ * that goes idle while a task is bound to it waits for that task's next
+ * shard: the WAITS column counts it. */
+static void window_budget_per_node(void **state)
+{
+    (void)state;
+    gmpt_daemon *d = start_with("[server]\n", "2");
+    char tenant[GMPC_MAX_NAME + 1];
+    uint8_t secret[32];
+    size_t secret_len;
+    assert_int_equal(gmpt_load_creds(d->creds, tenant, sizeof tenant, secret,
+                                     &secret_len),
+                     0);
+    int fd = gmpt_raw_connect(d);
+    assert_true(fd >= 0);
+    assert_int_equal(gmpt_raw_auth(fd, tenant, secret, secret_len, NULL),
+                     GMP_OK);
+    static const uint32_t want[] = {64, 64, 42, 32};
+    for (unsigned i = 0; i < 4; i++) {
+        uint8_t buf[160];
+        gmpc_open o = {0};
+        gmpc_wbuf w = {buf, sizeof buf, 0, false};
+        assert_int_equal(gmpc_open_encode(&o, &w), GMP_OK);
+        gmpc_hdr h = {.type = GMPC_T_OPEN, .task_id = 0x51 + i,
+                      .alg = GMP_ALG_SM3, .fresh = 1 + i, .priority = 4,
+                      .len = (uint32_t)w.len};
+        assert_int_equal(gmpt_raw_send_frame(fd, &h, buf), 0);
+        assert_int_equal(gmpt_raw_read_frame(fd, &h, NULL, 5000), 0);
+        assert_int_equal(h.type, GMPC_T_OPEN_OK);
+        assert_int_equal(h.window, want[i]);
+    }
+    assert_int_equal(node_column_sum(d, "WAITS"), 0);
+    gmpc_hdr h = {.type = GMPC_T_SHARD, .task_id = 0x51, .len = 64};
+    uint8_t data[64] = {1};
+    assert_int_equal(gmpt_raw_send_frame(fd, &h, data), 0);
+    assert_int_equal(gmpt_raw_read_frame(fd, &h, NULL, 5000), 0);
+    assert_int_equal(h.type, GMPC_T_RESULT);
+    /* the node counts the wait once it has posted the result */
+    unsigned long long waits = 0;
+    for (int i = 0; i < 100 && !waits; i++, usleep(20000))
+        waits = node_column_sum(d, "WAITS");
+    assert_true(waits >= 1);
+    close(fd);
+    stop_and_clean(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -240,6 +318,7 @@ int main(void)
         cmocka_unit_test(tenant_deadline_and_band),
         cmocka_unit_test(defaults_all_active),
         cmocka_unit_test(serial_tasks_follow_idle_nodes),
+        cmocka_unit_test(window_budget_per_node),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
