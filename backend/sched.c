@@ -70,6 +70,12 @@ static worker *worker_of(uint32_t node)
 
 static bool node_serves(const gmpd_node *nd, uint32_t vcm, gmpd_svc svc);
 
+/* Neither computing nor holding jobs (S.idle counts these). */
+static bool worker_idle(const worker *w)
+{
+    return !w->busy && !w->head;
+}
+
 /* ---- serial tasks follow idle nodes ----
  * A serial task's chaining state lives in the task, so any local node may
  * continue it once none of its jobs waits or runs on its current node.
@@ -103,7 +109,7 @@ static worker *idle_for(const gmpd_task *t, const worker *w)
     for (int i = 0; i < S.n; i++) {
         worker *v = &S.w[i];
         const gmpd_node *to = gmpd_nodeset_get(S.ns, v->node);
-        if (v != w && !v->busy && !v->head && !v->incoming &&
+        if (v != w && worker_idle(v) && !v->incoming &&
             from->tasks >= to->tasks + 2 &&
             node_serves(to, t->sess->tenant.vcm, t->svc))
             return v;
@@ -206,7 +212,7 @@ static gmpd_pqueue *vcm_q(uint32_t vcm)
 
 static void down_push(worker *w, gmpd_shard *s)
 {
-    if (!w->busy && !w->head)
+    if (worker_idle(w))
         S.idle--;
     s->next = NULL;
     if (w->tail)
@@ -412,8 +418,11 @@ static void *worker_main(void *arg)
         compute(s, w->node);
         uint32_t len = s->len;
         uint32_t placed = s->task->node; /* where placement counted it */
+        /* Before held_add: once its result is posted the task may go.
+         * Read under S.mu, by move_task, only after w->cur no longer
+         * points at the task (set under the lock below). */
         if (!s->task->parallel)
-            s->task->done_len += len; /* read under the lock taken below */
+            s->task->done_len += len;
         uint64_t now = gmpc_now_ns();
         held_add(&h, s, now);
         unsigned posted = 0;
@@ -423,7 +432,7 @@ static void *worker_main(void *arg)
         w->busy = false;
         w->cur = NULL;
         w->depth--;
-        if (!w->head)
+        if (worker_idle(w))
             S.idle++;
         S.inflight -= posted;
         gmpd_nodeset_done(S.ns, placed, len, 1);
