@@ -534,7 +534,7 @@ static int task_error(gmp_task *t)
 }
 
 /* The digest shard being filled: data is copied once, straight into the
- * shard that will travel. */
+ * shard that will travel.  Application thread only, like t->fill. */
 static cshard *fill_shard(gmp_task *t)
 {
     if (!t->fill && (t->fill = malloc(sizeof *t->fill + t->shard))) {
@@ -545,20 +545,43 @@ static cshard *fill_shard(gmp_task *t)
     return t->fill;
 }
 
-/* Digest data is copied, so update may return before it is answered; it
- * only waits when more than a few windows' worth is outstanding, and then
- * until half of that has drained. */
+/* Queues a whole digest shard; waits, when more than a few windows' worth
+ * is outstanding, until half of that has drained.  Returns false once the
+ * task has failed. */
+static bool digest_queue(gmp_task *t, cshard *sh)
+{
+    pthread_mutex_lock(&t->mu);
+    bool ok = !t->status;
+    if (ok) {
+        t->room = (size_t)t->shard * (t->p > 8 ? t->p : 8) * 2;
+        enqueue(t, sh, false);
+    } else {
+        free(sh);
+    }
+    if (ok && t->q_bytes + (size_t)t->inflight * t->shard > t->room) {
+        pthread_mutex_unlock(&t->mu);
+        kick(t);
+        pthread_mutex_lock(&t->mu);
+        t->waiting = WAIT_ROOM;
+        while (!task_room_ready(t))
+            pthread_cond_wait(&t->cv, &t->mu);
+        t->waiting = WAIT_NONE;
+    }
+    pthread_mutex_unlock(&t->mu);
+    return ok;
+}
+
+/* Digest data is copied, so update may return before it is answered.  The
+ * copy is made outside t->mu: the loop thread takes that lock for every
+ * reply of the task, and copying half a room (up to 1 MB) under it stalled
+ * the loop, and with it every other task of the client, for as long as the
+ * copy ran, or longer when the copying thread was preempted. */
 static int digest_update(gmp_task *t, const uint8_t *p, size_t len)
 {
-    int rc = GMP_OK;
-    pthread_mutex_lock(&t->mu);
-    t->room = (size_t)t->shard * (t->p > 8 ? t->p : 8) * 2;
-    while (len && !t->status) {
+    while (len) {
         cshard *sh = fill_shard(t);
-        if (!sh) {
-            rc = gmp_fail(GMP_ERR_NOMEM, "out of memory");
-            break;
-        }
+        if (!sh)
+            return gmp_fail(GMP_ERR_NOMEM, "out of memory");
         size_t n = t->shard - sh->len;
         n = n < len ? n : len;
         memcpy(sh->own + sh->len, p, n);
@@ -568,19 +591,11 @@ static int digest_update(gmp_task *t, const uint8_t *p, size_t len)
         if (sh->len < t->shard)
             break;
         t->fill = NULL;
-        enqueue(t, sh, false);
-        if (t->q_bytes + (size_t)t->inflight * t->shard > t->room) {
-            pthread_mutex_unlock(&t->mu);
-            kick(t);
-            pthread_mutex_lock(&t->mu);
-            t->waiting = WAIT_ROOM;
-            while (!task_room_ready(t))
-                pthread_cond_wait(&t->cv, &t->mu);
-            t->waiting = WAIT_NONE;
-        }
+        if (!digest_queue(t, sh))
+            break;
     }
-    if (t->status)
-        rc = task_error(t);
+    pthread_mutex_lock(&t->mu);
+    int rc = t->status ? task_error(t) : GMP_OK;
     pthread_mutex_unlock(&t->mu);
     kick(t);
     return rc;

@@ -51,6 +51,8 @@ struct gmp_task {
     size_t open_len;
     uint8_t tag[GMP_GCM_TAG_LEN];
     bool has_tag;
+    cshard *fill;              /* digest bytes not yet a whole shard
+                                  (application thread only) */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -78,7 +80,6 @@ struct gmp_task {
     cres *ooo;                 /* results ahead of next_deliver */
     uint8_t *out;
     size_t out_cap, out_off;
-    cshard *fill;              /* digest bytes not yet a whole shard */
     unsigned writes;           /* borrowed shards libuv still holds */
     task_wait waiting;
     uint32_t wait_seq;         /* WAIT_DONE: deliver up to here */
