@@ -342,7 +342,9 @@ static void compute(gmpd_shard *s, uint32_t node)
  * computing core more than a 16 KB shard's copies.  At 16 KB and 250 MB/s
  * a shard takes ~65 us, so the earlier 150 us hold flushed every 2-3
  * shards; 600 us halved the io threads' wake-ups.  They go at once when
- * the node has nothing else to do.  Held results still count in S.inflight,
+ * the node has nothing else to do, and with a final result: an application
+ * waits for it, and a small job is nothing else (one node busy with bulk
+ * work, 64-byte jobs on a second tenant: p50 750 -> 240 us).  Held results still count in S.inflight,
  * so the shutdown drain waits for them. */
 #define RESULT_BATCH 16
 #define RESULT_HOLD_NS 600000u
@@ -424,9 +426,10 @@ static void *worker_main(void *arg)
         if (!s->task->parallel)
             s->task->done_len += len;
         uint64_t now = gmpc_now_ns();
+        bool final = s->final;
         held_add(&h, s, now);
         unsigned posted = 0;
-        if (h.n >= RESULT_BATCH || now - h.since >= RESULT_HOLD_NS)
+        if (final || h.n >= RESULT_BATCH || now - h.since >= RESULT_HOLD_NS)
             posted = held_flush(&h);
         pthread_mutex_lock(&S.mu);
         w->busy = false;

@@ -17,6 +17,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -775,22 +776,85 @@ static double percentile(double *v, size_t n, double p)
     return n ? v[k] : 0;
 }
 
-static int small_cell(const alg_def *a, size_t len, unsigned n, bool pooled,
+/* The "busy" rows: small jobs while one bulk SM3 task per node, at a lower
+ * priority, keeps every node computing. */
+typedef struct bulk_bg {
+    pthread_t th[64];
+    unsigned n;
+    gmp_client *c;
+    const uint8_t *in;
+    size_t len;
+    atomic_bool stop;
+    int rc;
+} bulk_bg;
+
+static void *bulk_main(void *arg)
+{
+    bulk_bg *b = arg;
+    gmp_task_options o = {.priority = 6, .total_len = b->len};
+    while (!atomic_load(&b->stop)) {
+        gmp_task *t = NULL;
+        uint8_t md[GMP_SM3_DIGEST_LEN];
+        size_t n = sizeof md;
+        int rc = gmp_digest_open(b->c, GMP_ALG_SM3, &o, &t);
+        if (rc == GMP_OK)
+            rc = gmp_task_update(t, b->in, b->len, NULL, NULL);
+        if (rc == GMP_OK)
+            rc = gmp_task_final(t, md, &n);
+        gmp_task_free(t);
+        if (rc != GMP_OK) {
+            b->rc = rc;
+            break;
+        }
+    }
+    return NULL;
+}
+
+static void bulk_start(bulk_bg *b, gmp_client *c, const uint8_t *in)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    b->n = C.nodes ? C.nodes : cpus > 0 ? (unsigned)cpus : 1;
+    if (b->n > 64)
+        b->n = 64;
+    b->c = c;
+    b->in = in;
+    b->len = (size_t)C.conc_payload_mb * MB;
+    b->rc = GMP_OK;
+    atomic_store(&b->stop, false);
+    for (unsigned i = 0; i < b->n; i++)
+        pthread_create(&b->th[i], NULL, bulk_main, b);
+    usleep(200000); /* until every node is computing */
+}
+
+static int bulk_stop(bulk_bg *b)
+{
+    atomic_store(&b->stop, true);
+    for (unsigned i = 0; i < b->n; i++)
+        pthread_join(b->th[i], NULL);
+    return b->rc;
+}
+
+typedef enum small_how { S_ENGINE, S_POOL, S_BUSY, S_N } small_how;
+
+static int small_cell(const alg_def *a, size_t len, unsigned n, small_how how,
                       gmp_client *c, const uint8_t *in, FILE *f)
 {
     small_w *w = calloc(n, sizeof *w);
     double *lat = calloc((size_t)n * C.small_ops, sizeof *lat);
     pthread_barrier_t go;
+    bulk_bg bg;
     if (!w || !lat) {
         free(w);
         free(lat);
         return GMP_ERR_NOMEM;
     }
+    if (how == S_BUSY)
+        bulk_start(&bg, c, in);
     pthread_barrier_init(&go, NULL, n);
     uint64_t t0 = gmpc_now_ns();
     for (unsigned i = 0; i < n; i++) {
-        w[i] = (small_w){.a = a, .c = pooled ? c : NULL, .in = in, .len = len,
-                         .ops = C.small_ops,
+        w[i] = (small_w){.a = a, .c = how == S_ENGINE ? NULL : c, .in = in,
+                         .len = len, .ops = C.small_ops,
                          .lat_us = lat + (size_t)i * C.small_ops, .go = &go};
         pthread_create(&w[i].th, NULL, small_main, &w[i]);
     }
@@ -800,18 +864,20 @@ static int small_cell(const alg_def *a, size_t len, unsigned n, bool pooled,
         rc = w[i].rc != GMP_OK ? w[i].rc : rc;
     }
     double secs = (double)(gmpc_now_ns() - t0) / 1e9;
+    if (how == S_BUSY && bulk_stop(&bg) != GMP_OK && rc == GMP_OK)
+        rc = bg.rc;
     pthread_barrier_destroy(&go);
     size_t total = (size_t)n * C.small_ops;
     double ops = (double)total / secs, p50 = percentile(lat, total, 0.5),
            p99 = percentile(lat, total, 0.99);
-    const char *how = pooled ? "pool" : "engine";
+    static const char *const names[S_N] = {"engine", "pool", "busy"};
     if (rc == GMP_OK) {
         printf("%-12s %6zu %7u %-7s %10.0f %9.1f %9.1f\n", a->name, len, n,
-               how, ops, p50, p99);
-        fprintf(f, "%s,%zu,%u,%s,%.1f,%.2f,%.2f\n", a->name, len, n, how,
-                ops, p50, p99);
+               names[how], ops, p50, p99);
+        fprintf(f, "%s,%zu,%u,%s,%.1f,%.2f,%.2f\n", a->name, len, n,
+                names[how], ops, p50, p99);
     }
-    tick("small %s %zuB x%u %s", a->name, len, n, how);
+    tick("small %s %zuB x%u %s", a->name, len, n, names[how]);
     free(w);
     free(lat);
     return rc;
@@ -825,15 +891,16 @@ static int run_small(const uint8_t *in)
                                     "p99_us");
     gmp_client *c = client_open(0, C.window);
     int rc = f && c ? gmp_client_connect(c) : GMP_ERR_CONN;
-    printf("\nSmall jobs: %u one-shot jobs per thread\n", C.small_ops);
+    printf("\nSmall jobs: %u one-shot jobs per thread (busy: beside one bulk "
+           "SM3 task per node at priority 6)\n", C.small_ops);
     printf("%-12s %6s %7s %-7s %10s %9s %9s\n", "alg", "bytes", "threads",
            "mode", "ops/s", "p50 us", "p99 us");
     for (unsigned a = 0; rc == GMP_OK && a < 2; a++)
         for (unsigned s = 0; rc == GMP_OK && s < 2; s++)
             for (unsigned t = 0; rc == GMP_OK && t < C.small_threads.n; t++)
-                for (int pooled = 0; rc == GMP_OK && pooled < 2; pooled++)
+                for (int how = 0; rc == GMP_OK && how < S_N; how++)
                     rc = small_cell(algs[a], sizes[s], C.small_threads.v[t],
-                                    pooled, c, in, f);
+                                    (small_how)how, c, in, f);
     if (rc != GMP_OK)
         fprintf(stderr, "gmpool-bench: small jobs: %s\n",
                 gmp_client_last_error());
@@ -1176,7 +1243,7 @@ static unsigned count_steps(void)
         n += C.n_conc_algs * C.threads.n * C.reps *
              (unsigned)__builtin_popcount(C.modes);
     if (!C.no_small)
-        n += 2 * 2 * C.small_threads.n * 2;
+        n += 2 * 2 * C.small_threads.n * S_N;
     return n;
 }
 

@@ -48,12 +48,16 @@ check_csv() {
 }
 
 # --quick: 4 algorithms x payloads 1,4 MB x shards 16,64 KB, 1 rep, 4 modes;
-# concurrency 2 algorithms x threads 1,4; small jobs 2 x 2 sizes x 2 x 2.
+# concurrency 2 algorithms x threads 1,4; small jobs 2 algorithms x 2 sizes
+# x threads 1,4 x engine, pool and busy (beside bulk work).
 check_csv single.csv "alg,impl,payload_mb,shard_kb,engine_mb_s,openssl_mb_s,sync_mb_s,async_mb_s,sync_ratio,async_ratio,async_ratio_min,async_ratio_max,async_vs_openssl,async_cpu_ratio" 16 "3 4 5 6 7 8 9 10 11 12 13 14"
 check_csv single_raw.csv "alg,impl,payload_mb,shard_kb,rep,mode,mb_s,cpu_client_ms,cpu_daemon_ms" 64 "3 4 7"
 check_csv concurrency.csv "alg,threads,engine_mb_s,openssl_mb_s,sync_mb_s,async_mb_s,sync_ratio,async_ratio,jain_engine,jain_sync,jain_async" 4 "2 3 4 5 6 7 8 9 10 11"
 check_csv concurrency_raw.csv "alg,threads,rep,mode,aggregate_mb_s,jain,min_thread_mb_s,max_thread_mb_s,cpu_ms" 16 "2 5 6 7 8 9"
-check_csv small.csv "alg,bytes,threads,mode,ops_s,p50_us,p99_us" 16 "2 3 5 6 7"
+check_csv small.csv "alg,bytes,threads,mode,ops_s,p50_us,p99_us" 24 "2 3 5 6 7"
+[ "$(grep -c ',busy,' "$work/out/small.csv")" -eq 8 ] &&
+    ok "small jobs measured beside bulk work" ||
+    bad "small jobs measured beside bulk work"
 awk -F, 'NR > 1 && ($9 > 1.0001 || $10 > 1.0001 || $11 > 1.0001) { exit 1 }' \
     "$work/out/concurrency.csv" && ok "Jain indices in (0, 1]" ||
     bad "Jain indices in (0, 1]"
