@@ -2,8 +2,8 @@
  * an io thread; an io thread reads, reassembles frames, authenticates,
  * enqueues shards and writes the replies that workers post back to it. */
 #include <errno.h>
-#include <sched.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

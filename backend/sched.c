@@ -343,9 +343,9 @@ static void compute(gmpd_shard *s, uint32_t node)
  * a shard takes ~65 us, so the earlier 150 us hold flushed every 2-3
  * shards; 600 us halved the io threads' wake-ups.  They go at once when
  * the node has nothing else to do, and with a final result: an application
- * waits for it, and a small job is nothing else (one node busy with bulk
- * work, 64-byte jobs on a second tenant: p50 750 -> 240 us).  Held results still count in S.inflight,
- * so the shutdown drain waits for them. */
+ * waits for it, and a small job is nothing else (small jobs beside bulk
+ * work on one node: p50 750 -> 200 us, docs/performance.md step 14).  Held
+ * results still count in S.inflight, so the shutdown drain waits for them. */
 #define RESULT_BATCH 16
 #define RESULT_HOLD_NS 600000u
 

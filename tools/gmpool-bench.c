@@ -753,18 +753,26 @@ typedef struct small_w {
     double *lat_us;
     pthread_barrier_t *go;
     int rc;
+    bool differs;            /* an answer was not OpenSSL's */
 } small_w;
 
+/* Every answer is compared with in-process OpenSSL's, computed first. */
 static void *small_main(void *arg)
 {
     small_w *w = arg;
-    uint8_t out[1024 + 64];
+    uint8_t out[1024 + 64], ref_out[1024 + 64];
+    job ref = {w->a, w->in, w->len, ref_out, 0};
+    if (run_openssl(&ref) != GMP_OK)
+        w->rc = GMP_ERR_INTERNAL;
     pthread_barrier_wait(w->go);
     for (unsigned i = 0; i < w->ops && w->rc == GMP_OK; i++) {
         job j = {w->a, w->in, w->len, out, 0};
         uint64_t t0 = gmpc_now_ns();
         w->rc = w->c ? run_pool(&j, w->c) : run_engine(&j);
         w->lat_us[i] = (double)(gmpc_now_ns() - t0) / 1e3;
+        w->differs |= w->rc == GMP_OK &&
+                      (j.out_len != ref.out_len ||
+                       memcmp(out, ref_out, j.out_len) != 0);
     }
     return NULL;
 }
@@ -785,7 +793,7 @@ typedef struct bulk_bg {
     const uint8_t *in;
     size_t len;
     atomic_bool stop;
-    int rc;
+    atomic_int rc;
 } bulk_bg;
 
 static void *bulk_main(void *arg)
@@ -803,7 +811,7 @@ static void *bulk_main(void *arg)
             rc = gmp_task_final(t, md, &n);
         gmp_task_free(t);
         if (rc != GMP_OK) {
-            b->rc = rc;
+            atomic_store(&b->rc, rc);
             break;
         }
     }
@@ -813,17 +821,16 @@ static void *bulk_main(void *arg)
 static void bulk_start(bulk_bg *b, gmp_client *c, const uint8_t *in)
 {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    b->n = C.nodes ? C.nodes : cpus > 0 ? (unsigned)cpus : 1;
-    if (b->n > 64)
-        b->n = 64;
+    unsigned want = C.nodes ? C.nodes : cpus > 0 ? (unsigned)cpus : 1;
     b->c = c;
     b->in = in;
     b->len = (size_t)C.conc_payload_mb * MB;
-    b->rc = GMP_OK;
+    atomic_store(&b->rc, GMP_OK);
     atomic_store(&b->stop, false);
-    for (unsigned i = 0; i < b->n; i++)
-        pthread_create(&b->th[i], NULL, bulk_main, b);
-    usleep(200000); /* until every node is computing */
+    for (b->n = 0; b->n < want && b->n < 64; b->n++)
+        if (pthread_create(&b->th[b->n], NULL, bulk_main, b) != 0)
+            break;
+    usleep(200000); /* their first shards reach the nodes */
 }
 
 static int bulk_stop(bulk_bg *b)
@@ -831,7 +838,7 @@ static int bulk_stop(bulk_bg *b)
     atomic_store(&b->stop, true);
     for (unsigned i = 0; i < b->n; i++)
         pthread_join(b->th[i], NULL);
-    return b->rc;
+    return atomic_load(&b->rc);
 }
 
 typedef enum small_how { S_ENGINE, S_POOL, S_BUSY, S_N } small_how;
@@ -864,8 +871,15 @@ static int small_cell(const alg_def *a, size_t len, unsigned n, small_how how,
         rc = w[i].rc != GMP_OK ? w[i].rc : rc;
     }
     double secs = (double)(gmpc_now_ns() - t0) / 1e9;
-    if (how == S_BUSY && bulk_stop(&bg) != GMP_OK && rc == GMP_OK)
-        rc = bg.rc;
+    int bulk_rc = how == S_BUSY ? bulk_stop(&bg) : GMP_OK;
+    rc = rc == GMP_OK ? bulk_rc : rc;
+    for (unsigned i = 0; i < n; i++)
+        if (w[i].differs && !g_mismatch) {
+            g_mismatch = true;
+            fprintf(stderr, "\ngmpool-bench: small %s %zu bytes (%s): "
+                    "output differs from OpenSSL's\n", a->name, len,
+                    how == S_ENGINE ? "engine" : "pool");
+        }
     pthread_barrier_destroy(&go);
     size_t total = (size_t)n * C.small_ops;
     double ops = (double)total / secs, p50 = percentile(lat, total, 0.5),
