@@ -610,9 +610,13 @@ int gmpd_sched_start(int n_nodes)
         S.n = 0;   /* no threads to join in gmpd_sched_stop */
         return rc;
     }
-    for (int i = 0; i < n_nodes; i++)
+    for (int i = 0; i < n_nodes; i++) {
         if (pthread_create(&S.w[i].th, NULL, worker_main, &S.w[i]) != 0)
             return GMP_ERR_INTERNAL;
+        char name[16]; /* what top -H and perf show */
+        snprintf(name, sizeof name, "gmpd-node%u", (unsigned)(uint16_t)S.w[i].node);
+        pthread_setname_np(S.w[i].th, name);
+    }
     return GMP_OK;
 }
 
