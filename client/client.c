@@ -578,10 +578,11 @@ static bool digest_queue(gmp_task *t, cshard *sh)
  * copy ran, or longer when the copying thread was preempted. */
 static int digest_update(gmp_task *t, const uint8_t *p, size_t len)
 {
+    bool nomem = false;
     while (len) {
         cshard *sh = fill_shard(t);
-        if (!sh)
-            return gmp_fail(GMP_ERR_NOMEM, "out of memory");
+        if ((nomem = !sh))
+            break;
         size_t n = t->shard - sh->len;
         n = n < len ? n : len;
         memcpy(sh->own + sh->len, p, n);
@@ -597,7 +598,9 @@ static int digest_update(gmp_task *t, const uint8_t *p, size_t len)
     pthread_mutex_lock(&t->mu);
     int rc = t->status ? task_error(t) : GMP_OK;
     pthread_mutex_unlock(&t->mu);
-    kick(t);
+    kick(t); /* what this call queued goes out whatever happens next */
+    if (rc == GMP_OK && nomem)
+        rc = gmp_fail(GMP_ERR_NOMEM, "out of memory");
     return rc;
 }
 
