@@ -824,6 +824,12 @@ void gmpd_net_post_result(gmpd_shard *s)
 static void io_thread_policy(void)
 {
     struct sched_param sp = {0};
+    int policy;
+    /* under a real-time policy (set by the operator) io stays level with
+     * the nodes: a batch thread would wait on them for good */
+    if (pthread_getschedparam(pthread_self(), &policy, &sp) != 0 ||
+        policy != SCHED_OTHER)
+        return;
     int rc = pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
     if (rc != 0)
         gmpd_log(GMPD_DEBUG, "io thread: SCHED_BATCH refused: %s",

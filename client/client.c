@@ -534,7 +534,8 @@ static int task_error(gmp_task *t)
 }
 
 /* The digest shard being filled: data is copied once, straight into the
- * shard that will travel.  Application thread only, like t->fill. */
+ * shard that will travel.  Application thread only, like t->fill (until
+ * gmp_task_free). */
 static cshard *fill_shard(gmp_task *t)
 {
     if (!t->fill && (t->fill = malloc(sizeof *t->fill + t->shard))) {
@@ -595,12 +596,14 @@ static int digest_update(gmp_task *t, const uint8_t *p, size_t len)
         if (!digest_queue(t, sh))
             break;
     }
+    /* Part of the input is consumed: a retry would hash the wrong bytes,
+     * so running out of memory fails the task. */
+    if (nomem)
+        task_fail(t, GMP_ERR_NOMEM, "out of memory");
     pthread_mutex_lock(&t->mu);
     int rc = t->status ? task_error(t) : GMP_OK;
     pthread_mutex_unlock(&t->mu);
-    kick(t); /* what this call queued goes out whatever happens next */
-    if (rc == GMP_OK && nomem)
-        rc = gmp_fail(GMP_ERR_NOMEM, "out of memory");
+    kick(t);
     return rc;
 }
 

@@ -52,7 +52,8 @@ struct gmp_task {
     uint8_t tag[GMP_GCM_TAG_LEN];
     bool has_tag;
     cshard *fill;              /* digest bytes not yet a whole shard
-                                  (application thread only) */
+                                  (application thread only, until
+                                  gmp_task_free) */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;

@@ -794,6 +794,8 @@ typedef struct bulk_bg {
     size_t len;
     atomic_bool stop;
     atomic_int rc;
+    pthread_mutex_t mu;
+    char msg[256];           /* the first failure's detail */
 } bulk_bg;
 
 static void *bulk_main(void *arg)
@@ -811,7 +813,13 @@ static void *bulk_main(void *arg)
             rc = gmp_task_final(t, md, &n);
         gmp_task_free(t);
         if (rc != GMP_OK) {
-            atomic_store(&b->rc, rc);
+            pthread_mutex_lock(&b->mu);
+            if (atomic_load(&b->rc) == GMP_OK) {
+                snprintf(b->msg, sizeof b->msg, "bulk task: %s",
+                         gmp_client_last_error());
+                atomic_store(&b->rc, rc);
+            }
+            pthread_mutex_unlock(&b->mu);
             break;
         }
     }
@@ -827,6 +835,8 @@ static void bulk_start(bulk_bg *b, gmp_client *c, const uint8_t *in)
     b->len = (size_t)C.conc_payload_mb * MB;
     atomic_store(&b->rc, GMP_OK);
     atomic_store(&b->stop, false);
+    pthread_mutex_init(&b->mu, NULL);
+    b->msg[0] = '\0';
     for (b->n = 0; b->n < want && b->n < 64; b->n++)
         if (pthread_create(&b->th[b->n], NULL, bulk_main, b) != 0)
             break;
@@ -838,10 +848,14 @@ static int bulk_stop(bulk_bg *b)
     atomic_store(&b->stop, true);
     for (unsigned i = 0; i < b->n; i++)
         pthread_join(b->th[i], NULL);
+    pthread_mutex_destroy(&b->mu);
+    if (b->msg[0])
+        fprintf(stderr, "gmpool-bench: %s\n", b->msg);
     return atomic_load(&b->rc);
 }
 
 typedef enum small_how { S_ENGINE, S_POOL, S_BUSY, S_N } small_how;
+static const char *const g_small_how[S_N] = {"engine", "pool", "busy"};
 
 static int small_cell(const alg_def *a, size_t len, unsigned n, small_how how,
                       gmp_client *c, const uint8_t *in, FILE *f)
@@ -878,20 +892,19 @@ static int small_cell(const alg_def *a, size_t len, unsigned n, small_how how,
             g_mismatch = true;
             fprintf(stderr, "\ngmpool-bench: small %s %zu bytes (%s): "
                     "output differs from OpenSSL's\n", a->name, len,
-                    how == S_ENGINE ? "engine" : "pool");
+                    g_small_how[how]);
         }
     pthread_barrier_destroy(&go);
     size_t total = (size_t)n * C.small_ops;
     double ops = (double)total / secs, p50 = percentile(lat, total, 0.5),
            p99 = percentile(lat, total, 0.99);
-    static const char *const names[S_N] = {"engine", "pool", "busy"};
     if (rc == GMP_OK) {
         printf("%-12s %6zu %7u %-7s %10.0f %9.1f %9.1f\n", a->name, len, n,
-               names[how], ops, p50, p99);
+               g_small_how[how], ops, p50, p99);
         fprintf(f, "%s,%zu,%u,%s,%.1f,%.2f,%.2f\n", a->name, len, n,
-                names[how], ops, p50, p99);
+                g_small_how[how], ops, p50, p99);
     }
-    tick("small %s %zuB x%u %s", a->name, len, n, names[how]);
+    tick("small %s %zuB x%u %s", a->name, len, n, g_small_how[how]);
     free(w);
     free(lat);
     return rc;
