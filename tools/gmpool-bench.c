@@ -7,7 +7,8 @@
  *   sync    - through gmpoold, window 1 (send a shard, wait, send the next);
  *   async   - through gmpoold, the R16 dynamic window.
  * Then a concurrency run (fig. 8: many client threads at once) and the
- * latency of small jobs.  Prints tables, writes CSV, renders PNG charts
+ * latency of small jobs, on an idle pool and beside bulk work on every
+ * node ("busy").  Prints tables, writes CSV, renders PNG charts
  * with gnuplot.  Starts its own gmpoold unless given --server. */
 #include <dirent.h>
 #include <errno.h>
@@ -1107,7 +1108,8 @@ static void usage(FILE *f)
         "sync,async;\n"
         "                          for profiling one of them)\n"
         "      --small-ops N       one-shot small jobs per thread (default "
-        "2000)\n"
+        "2000), on an idle\n"
+        "                          pool and beside bulk work (busy)\n"
         "  -w, --window N          async client window cap (default: the "
         "client's)\n"
         "      --connections N     sockets per client (default: the "
