@@ -862,9 +862,7 @@ int gmpd_net_start(void)
         io->results_tail = &io->results;
         if (pthread_create(&io->th, NULL, io_main, io) != 0)
             return GMP_ERR_INTERNAL;
-        char name[16]; /* what top -H and perf show */
-        snprintf(name, sizeof name, "gmpd-io%u", (unsigned)(uint8_t)i);
-        pthread_setname_np(io->th, name);
+        gmpc_thread_name(io->th, "gmpd-io", i);
         gmpd->n_io = i + 1;
     }
     return GMP_OK;

@@ -376,16 +376,6 @@ static void held_add(held *h, gmpd_shard *s, uint64_t now)
         h->since = now;
 }
 
-/* After posting a final result, which an application waits for: the io
- * thread just woken runs SCHED_BATCH (net.c) and would wait for this
- * node's time slice to end; the node hands it the core instead.  Small jobs
- * beside bulk work on every node, one at a time: p50 2.5-2.9 ms -> 0.2-0.3
- * ms (docs/performance.md step 14).  On an idle core it returns at once. */
-static void yield_to_io(void)
-{
-    sched_yield();
-}
-
 /* Sleeps until a job comes or the scheduler stops.  A node that sleeps
  * while tasks are bound to it waits for their next shards: counted, as
  * it shows windows too small to cover the round trip to the clients. */
@@ -442,8 +432,14 @@ static void *worker_main(void *arg)
         unsigned posted = 0;
         if (final || h.n >= RESULT_BATCH || now - h.since >= RESULT_HOLD_NS)
             posted = held_flush(&h);
+        /* A final result is awaited: the io thread just woken runs
+         * SCHED_BATCH (net.c) and would wait for this node's time slice
+         * to end, so the node hands it the core (one small job at a time
+         * beside bulk work on every node: p50 2.5-3.3 -> 0.2-0.9 ms,
+         * docs/performance.md step 14).  On an idle core it returns at
+         * once. */
         if (final)
-            yield_to_io();
+            sched_yield();
         pthread_mutex_lock(&S.mu);
         w->busy = false;
         w->cur = NULL;
@@ -626,9 +622,7 @@ int gmpd_sched_start(int n_nodes)
     for (int i = 0; i < n_nodes; i++) {
         if (pthread_create(&S.w[i].th, NULL, worker_main, &S.w[i]) != 0)
             return GMP_ERR_INTERNAL;
-        char name[16]; /* what top -H and perf show */
-        snprintf(name, sizeof name, "gmpd-node%u", (unsigned)(uint16_t)S.w[i].node);
-        pthread_setname_np(S.w[i].th, name);
+        gmpc_thread_name(S.w[i].th, "gmpd-node", (int)S.w[i].node);
     }
     return GMP_OK;
 }

@@ -147,8 +147,6 @@ static rt *rt_create(void)
     pthread_sigmask(SIG_BLOCK, &all, &old);
     int rc = pthread_create(&r->th, NULL, rt_main, r);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc == 0)
-        pthread_setname_np(r->th, "gmpool-loop"); /* top -H, perf */
     if (rc != 0) {
         uv_close((uv_handle_t *)&r->wake, NULL);
         uv_run(&r->loop, UV_RUN_NOWAIT);
@@ -156,6 +154,7 @@ static rt *rt_create(void)
         free(r);
         return NULL;
     }
+    gmpc_thread_name(r->th, "gmpool-loop", -1);
     pthread_detach(r->th);
     return r;
 }

@@ -89,6 +89,16 @@ uint64_t gmpc_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+void gmpc_thread_name(pthread_t th, const char *prefix, int n)
+{
+    char name[16];
+    if (n < 0)
+        snprintf(name, sizeof name, "%s", prefix);
+    else
+        snprintf(name, sizeof name, "%.10s%d", prefix, n % 10000);
+    pthread_setname_np(th, name);
+}
+
 uint64_t gmpc_wall_ms(void)
 {
     struct timespec ts;

@@ -3,6 +3,7 @@
 #ifndef GMPC_UTIL_H
 #define GMPC_UTIL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,6 +24,10 @@ int gmpc_nonce(void *buf, size_t n);
 
 uint64_t gmpc_now_ns(void);      /* CLOCK_MONOTONIC */
 uint64_t gmpc_wall_ms(void);     /* CLOCK_REALTIME */
+
+/* Names thread th "<prefix><n>" (n < 0: just the prefix) for top -H, ps -L
+ * and perf; Linux keeps 15 characters. */
+void gmpc_thread_name(pthread_t th, const char *prefix, int n);
 
 /* hex: returns bytes decoded or -1 */
 int gmpc_hex_decode(const char *hex, uint8_t *out, size_t cap);

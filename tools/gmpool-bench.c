@@ -794,9 +794,9 @@ typedef struct bulk_bg {
     const uint8_t *in;
     size_t len;
     atomic_bool stop;
-    atomic_int rc;
-    pthread_mutex_t mu;
-    char msg[256];           /* the first failure's detail */
+    pthread_mutex_t mu;      /* rc and msg: the first failure */
+    int rc;
+    char msg[256];
 } bulk_bg;
 
 static void *bulk_main(void *arg)
@@ -815,10 +815,10 @@ static void *bulk_main(void *arg)
         gmp_task_free(t);
         if (rc != GMP_OK) {
             pthread_mutex_lock(&b->mu);
-            if (atomic_load(&b->rc) == GMP_OK) {
+            if (b->rc == GMP_OK) {
                 snprintf(b->msg, sizeof b->msg, "bulk task: %s",
                          gmp_client_last_error());
-                atomic_store(&b->rc, rc);
+                b->rc = rc;
             }
             pthread_mutex_unlock(&b->mu);
             break;
@@ -834,7 +834,7 @@ static void bulk_start(bulk_bg *b, gmp_client *c, const uint8_t *in)
     b->c = c;
     b->in = in;
     b->len = (size_t)C.conc_payload_mb * MB;
-    atomic_store(&b->rc, GMP_OK);
+    b->rc = GMP_OK;
     atomic_store(&b->stop, false);
     pthread_mutex_init(&b->mu, NULL);
     b->msg[0] = '\0';
@@ -850,9 +850,9 @@ static int bulk_stop(bulk_bg *b)
     for (unsigned i = 0; i < b->n; i++)
         pthread_join(b->th[i], NULL);
     pthread_mutex_destroy(&b->mu);
-    if (b->msg[0])
+    if (b->rc != GMP_OK)
         fprintf(stderr, "gmpool-bench: %s\n", b->msg);
-    return atomic_load(&b->rc);
+    return b->rc;
 }
 
 typedef enum small_how { S_ENGINE, S_POOL, S_BUSY, S_N } small_how;
