@@ -9,6 +9,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <dirent.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -311,6 +313,44 @@ static void window_budget_per_node(void **state)
     stop_and_clean(d);
 }
 
+/* Threads by name (top -H), and the io threads' policy: SCHED_BATCH, so
+ * that their wake-ups do not preempt a computing node (step 13 of
+ * docs/performance.md); the nodes keep the default. */
+static void thread_names_and_policies(void **state)
+{
+    (void)state;
+    gmpt_daemon *d = start_with("[server]\nio_threads = 2\n", "2");
+    char dir[64], path[352], comm[32];
+    snprintf(dir, sizeof dir, "/proc/%d/task", (int)d->pid);
+    DIR *dp = opendir(dir);
+    assert_non_null(dp);
+    unsigned nodes = 0, ios = 0;
+    for (struct dirent *e; (e = readdir(dp));) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "%s/%s/comm", dir, e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f || !fgets(comm, sizeof comm, f)) {
+            if (f)
+                fclose(f);
+            continue;
+        }
+        fclose(f);
+        int policy = sched_getscheduler(atoi(e->d_name));
+        if (strncmp(comm, "gmpd-node", 9) == 0) {
+            nodes++;
+            assert_int_equal(policy, SCHED_OTHER);
+        } else if (strncmp(comm, "gmpd-io", 7) == 0) {
+            ios++;
+            assert_int_equal(policy, SCHED_BATCH);
+        }
+    }
+    closedir(dp);
+    assert_int_equal(nodes, 2);
+    assert_int_equal(ios, 2);
+    stop_and_clean(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,6 +359,7 @@ int main(void)
         cmocka_unit_test(defaults_all_active),
         cmocka_unit_test(serial_tasks_follow_idle_nodes),
         cmocka_unit_test(window_budget_per_node),
+        cmocka_unit_test(thread_names_and_policies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
