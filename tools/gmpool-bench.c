@@ -458,10 +458,22 @@ typedef struct bufs {
 
 static bool g_mismatch;
 
+static bool same_output(const job *j, const job *ref)
+{
+    return j->out_len == ref->out_len &&
+           memcmp(j->out, ref->out, j->out_len) == 0;
+}
+
+/* Outputs are poisoned before every run, so that an answer never written
+ * cannot pass for the previous mode's, left in the same buffer. */
+static void poison(uint8_t *out, const job *ref)
+{
+    memset(out, 0xa5, ref->out_len);
+}
+
 static void check_output(const job *j, const job *ref, mode m, unsigned rep)
 {
-    if (j->out_len == ref->out_len &&
-        memcmp(j->out, ref->out, j->out_len) == 0)
+    if (same_output(j, ref))
         return;
     g_mismatch = true;
     fprintf(stderr, "\ngmpool-bench: %s %zu bytes rep %u: %s output differs "
@@ -496,6 +508,7 @@ static int single_cell(const alg_def *a, size_t len, unsigned shard,
                 continue;
             }
             job j = {a, b->in, len, b->out, 0};
+            poison(b->out, &ref);
             uint64_t c0 = cpu_self_ns(), d0 = cpu_daemon_ns();
             uint64_t t0 = gmpc_now_ns();
             rc = run_mode(&j, m, sc, ac);
@@ -605,9 +618,21 @@ typedef struct conc_result {
     double cpu_ms;           /* client and daemon CPU of the whole run */
 } conc_result;
 
-static int conc_once(const alg_def *a, unsigned n, mode m, gmp_client *c,
-                     uint8_t **outs, const uint8_t *in, size_t len,
-                     conc_result *res)
+/* Every thread's answer against in-process OpenSSL's (ref). */
+static void conc_check(const worker *w, unsigned n, mode m, const job *ref)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (w[i].rc == GMP_OK && !same_output(&w[i].j, ref)) {
+            g_mismatch = true;
+            fprintf(stderr, "\ngmpool-bench: concurrency %s x%u %s: thread "
+                    "%u's output differs from OpenSSL's\n", ref->a->name, n,
+                    g_mode_names[m], i);
+            return;
+        }
+}
+
+static int conc_once(unsigned n, mode m, gmp_client *c, uint8_t **outs,
+                     const job *ref, conc_result *res)
 {
     worker *w = calloc(n, sizeof *w);
     double *thr = calloc(n, sizeof *thr);
@@ -619,9 +644,11 @@ static int conc_once(const alg_def *a, unsigned n, mode m, gmp_client *c,
     }
     pthread_barrier_init(&go, NULL, n);
     uint64_t c0 = cpu_self_ns(), d0 = cpu_daemon_ns();
+    for (unsigned i = 0; i < n; i++)
+        poison(outs[i], ref);
     for (unsigned i = 0; i < n; i++) {
-        w[i] = (worker){.j = {a, in, len, outs[i], 0}, .m = m, .c = c,
-                        .go = &go};
+        w[i] = (worker){.j = {ref->a, ref->in, ref->len, outs[i], 0}, .m = m,
+                        .c = c, .go = &go};
         pthread_create(&w[i].th, NULL, worker_main, &w[i]);
     }
     uint64_t start = UINT64_MAX, end = 0;
@@ -630,13 +657,14 @@ static int conc_once(const alg_def *a, unsigned n, mode m, gmp_client *c,
         pthread_join(w[i].th, NULL);
         start = w[i].t0 < start ? w[i].t0 : start;
         end = w[i].t1 > end ? w[i].t1 : end;
-        thr[i] = mb_s(len, w[i].t1 - w[i].t0);
+        thr[i] = mb_s(ref->len, w[i].t1 - w[i].t0);
         if (w[i].rc != GMP_OK)
             rc = w[i].rc;
     }
     pthread_barrier_destroy(&go);
+    conc_check(w, n, m, ref);
     res->cpu_ms = (double)(cpu_self_ns() - c0 + cpu_daemon_ns() - d0) / 1e6;
-    res->agg = mb_s(len * n, end - start);
+    res->agg = mb_s(ref->len * n, end - start);
     res->jain = jain(thr, n);
     min_max(thr, n, &res->min_thr, &res->max_thr);
     free(w);
@@ -647,10 +675,10 @@ static int conc_once(const alg_def *a, unsigned n, mode m, gmp_client *c,
 static const mode g_conc_modes[] = {M_ENGINE, M_OPENSSL, M_SYNC, M_ASYNC};
 #define N_CONC_MODES 4
 
-static int conc_cell(const alg_def *a, unsigned n, uint8_t **outs,
-                     const uint8_t *in, FILE *raw, FILE *sum)
+static int conc_cell(unsigned n, uint8_t **outs, const job *ref, FILE *raw,
+                     FILE *sum)
 {
-    size_t len = (size_t)C.conc_payload_mb * MB;
+    const alg_def *a = ref->a;
     unsigned shard = C.conc_shard_kb * KB, reps = C.reps > 64 ? 64 : C.reps;
     gmp_client *sc = client_open(shard, 1), *ac = client_open(shard, C.window);
     double agg[N_CONC_MODES][64], fair[N_CONC_MODES][64];
@@ -664,8 +692,7 @@ static int conc_cell(const alg_def *a, unsigned n, uint8_t **outs,
                 agg[mi][r] = fair[mi][r] = 1;
                 continue;
             }
-            rc = conc_once(a, n, m, m == M_SYNC ? sc : ac, outs, in, len,
-                           &res);
+            rc = conc_once(n, m, m == M_SYNC ? sc : ac, outs, ref, &res);
             if (rc != GMP_OK) {
                 fprintf(stderr, "\ngmpool-bench: concurrency %s %s x%u: %s\n",
                         a->name, g_mode_names[m], n, gmp_strerror(rc));
@@ -705,8 +732,9 @@ static int run_conc(const uint8_t *in)
     size_t len = (size_t)C.conc_payload_mb * MB;
     for (unsigned i = 0; i < C.threads.n; i++)
         maxn = C.threads.v[i] > maxn ? C.threads.v[i] : maxn;
-    uint8_t **outs = calloc(maxn, sizeof *outs);
-    for (unsigned i = 0; outs && i < maxn; i++)
+    /* one output per thread, and OpenSSL's answer last */
+    uint8_t **outs = calloc(maxn + 1, sizeof *outs);
+    for (unsigned i = 0; outs && i <= maxn; i++)
         if ((outs[i] = malloc(len + 64)))
             memset(outs[i], 0, len + 64); /* no page faults while timed */
     FILE *raw = csv_open("concurrency_raw.csv",
@@ -717,7 +745,7 @@ static int run_conc(const uint8_t *in)
                          "async_mb_s,sync_ratio,async_ratio,jain_engine,"
                          "jain_sync,jain_async");
     int rc = raw && sum && outs ? GMP_OK : GMP_ERR_NOMEM;
-    for (unsigned i = 0; outs && i < maxn; i++)
+    for (unsigned i = 0; outs && i <= maxn; i++)
         if (!outs[i])
             rc = GMP_ERR_NOMEM;
     printf("\nConcurrency: %u MB per thread, %u KB shards; aggregate MB/s "
@@ -728,15 +756,17 @@ static int run_conc(const uint8_t *in)
            "async/", "Jain", "Jain", "Jain");
     printf("%-12s %7s %8s %8s %8s %8s   %5s   %5s   %5s %5s %5s\n", "", "",
            "", "", "", "", "eng", "eng", "eng", "sync", "async");
-    for (unsigned a = 0; rc == GMP_OK && a < C.n_conc_algs; a++)
+    for (unsigned a = 0; rc == GMP_OK && a < C.n_conc_algs; a++) {
+        job ref = {C.conc_algs[a], in, len, outs[maxn], 0};
+        rc = run_openssl(&ref);
         for (unsigned t = 0; rc == GMP_OK && t < C.threads.n; t++)
-            rc = conc_cell(C.conc_algs[a], C.threads.v[t], outs, in, raw,
-                           sum);
+            rc = conc_cell(C.threads.v[t], outs, &ref, raw, sum);
+    }
     if (raw)
         fclose(raw);
     if (sum)
         fclose(sum);
-    for (unsigned i = 0; outs && i < maxn; i++)
+    for (unsigned i = 0; outs && i <= maxn; i++)
         free(outs[i]);
     free(outs);
     return rc;
@@ -794,9 +824,11 @@ typedef struct bulk_bg {
     const uint8_t *in;
     size_t len;
     atomic_bool stop;
-    pthread_mutex_t mu;      /* rc and msg: the first failure */
+    uint8_t want[GMP_SM3_DIGEST_LEN]; /* OpenSSL's digest of in */
+    pthread_mutex_t mu;      /* rc, msg and differs */
     int rc;
     char msg[256];
+    bool differs;
 } bulk_bg;
 
 static void *bulk_main(void *arg)
@@ -813,6 +845,11 @@ static void *bulk_main(void *arg)
         if (rc == GMP_OK)
             rc = gmp_task_final(t, md, &n);
         gmp_task_free(t);
+        if (rc == GMP_OK && memcmp(md, b->want, sizeof md) != 0) {
+            pthread_mutex_lock(&b->mu);
+            b->differs = true;
+            pthread_mutex_unlock(&b->mu);
+        }
         if (rc != GMP_OK) {
             pthread_mutex_lock(&b->mu);
             if (b->rc == GMP_OK) {
@@ -834,10 +871,13 @@ static void bulk_start(bulk_bg *b, gmp_client *c, const uint8_t *in)
     b->c = c;
     b->in = in;
     b->len = (size_t)C.conc_payload_mb * MB;
-    b->rc = GMP_OK;
+    job ref = {&g_alg_defs[0], in, b->len, b->want, 0};
+    b->rc = run_openssl(&ref);
+    snprintf(b->msg, sizeof b->msg, "%s",
+             b->rc == GMP_OK ? "" : "OpenSSL's SM3 failed");
+    b->differs = false;
     atomic_store(&b->stop, false);
     pthread_mutex_init(&b->mu, NULL);
-    b->msg[0] = '\0';
     for (b->n = 0; b->n < want && b->n < 64; b->n++)
         if (pthread_create(&b->th[b->n], NULL, bulk_main, b) != 0)
             break;
@@ -852,6 +892,11 @@ static int bulk_stop(bulk_bg *b)
     pthread_mutex_destroy(&b->mu);
     if (b->rc != GMP_OK)
         fprintf(stderr, "gmpool-bench: %s\n", b->msg);
+    if (b->differs) {
+        g_mismatch = true;
+        fprintf(stderr, "\ngmpool-bench: bulk SM3 task beside small jobs: "
+                "digest differs from OpenSSL's\n");
+    }
     return b->rc;
 }
 
