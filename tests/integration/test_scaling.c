@@ -313,6 +313,31 @@ static void window_budget_per_node(void **state)
     stop_and_clean(d);
 }
 
+/* Threads' policies by name prefix: every thread named so has `want`. */
+static unsigned threads_with_policy(const gmpt_daemon *d, const char *prefix,
+                                    int want)
+{
+    char dir[64], path[352], comm[32];
+    snprintf(dir, sizeof dir, "/proc/%d/task", (int)d->pid);
+    DIR *dp = opendir(dir);
+    assert_non_null(dp);
+    unsigned n = 0;
+    for (struct dirent *e; (e = readdir(dp));) {
+        snprintf(path, sizeof path, "%s/%s/comm", dir, e->d_name);
+        FILE *f = e->d_name[0] == '.' ? NULL : fopen(path, "r");
+        bool named = f && fgets(comm, sizeof comm, f) &&
+                     strncmp(comm, prefix, strlen(prefix)) == 0;
+        if (f)
+            fclose(f);
+        if (named) {
+            assert_int_equal(sched_getscheduler(atoi(e->d_name)), want);
+            n++;
+        }
+    }
+    closedir(dp);
+    return n;
+}
+
 /* Threads by name (top -H), and the io threads' policy: SCHED_BATCH, so
  * that their wake-ups do not preempt a computing node (step 13 of
  * docs/performance.md); the nodes keep the default. */
@@ -320,34 +345,38 @@ static void thread_names_and_policies(void **state)
 {
     (void)state;
     gmpt_daemon *d = start_with("[server]\nio_threads = 2\n", "2");
-    char dir[64], path[352], comm[32];
-    snprintf(dir, sizeof dir, "/proc/%d/task", (int)d->pid);
-    DIR *dp = opendir(dir);
-    assert_non_null(dp);
-    unsigned nodes = 0, ios = 0;
-    for (struct dirent *e; (e = readdir(dp));) {
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof path, "%s/%s/comm", dir, e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f || !fgets(comm, sizeof comm, f)) {
-            if (f)
-                fclose(f);
-            continue;
-        }
-        fclose(f);
-        int policy = sched_getscheduler(atoi(e->d_name));
-        if (strncmp(comm, "gmpd-node", 9) == 0) {
-            nodes++;
-            assert_int_equal(policy, SCHED_OTHER);
-        } else if (strncmp(comm, "gmpd-io", 7) == 0) {
-            ios++;
-            assert_int_equal(policy, SCHED_BATCH);
-        }
+    assert_int_equal(threads_with_policy(d, "gmpd-node", SCHED_OTHER), 2);
+    assert_int_equal(threads_with_policy(d, "gmpd-io", SCHED_BATCH), 2);
+    stop_and_clean(d);
+}
+
+/* An operator who runs gmpoold under a real-time policy (chrt -f) keeps it
+ * for the io threads: a SCHED_BATCH io thread beside real-time nodes would
+ * not run while they compute.  Work still goes through. */
+static void real_time_policy_kept(void **state)
+{
+    (void)state;
+    struct sched_param rt = {.sched_priority = 1}, other = {0};
+    if (sched_setscheduler(0, SCHED_FIFO, &rt) != 0) {
+        const char *ci = getenv("CI");
+        fprintf(stderr, "SCHED_FIFO refused here: %m\n");
+        assert_false(ci && strcmp(ci, "true") == 0);
+        skip();
     }
-    closedir(dp);
-    assert_int_equal(nodes, 2);
-    assert_int_equal(ios, 2);
+    /* the daemon inherits the policy across fork and exec */
+    gmpt_daemon *d = start_with("[server]\nio_threads = 2\n", "1");
+    assert_int_equal(sched_setscheduler(0, SCHED_OTHER, &other), 0);
+    assert_int_equal(threads_with_policy(d, "gmpd-io", SCHED_FIFO), 2);
+    assert_int_equal(threads_with_policy(d, "gmpd-node", SCHED_FIFO), 1);
+    gmp_options o = gmpt_options(d);
+    gmp_client *c = NULL;
+    assert_int_equal(gmp_client_open(&c, &o), GMP_OK);
+    uint8_t *in = pattern(1u << 20, 7), md[32], ref[32];
+    assert_int_equal(gmp_digest(c, GMP_ALG_SM3, in, 1u << 20, md), GMP_OK);
+    sm3_ref(in, 1u << 20, ref);
+    assert_memory_equal(md, ref, 32);
+    free(in);
+    gmp_client_close(c);
     stop_and_clean(d);
 }
 
@@ -360,6 +389,7 @@ int main(void)
         cmocka_unit_test(serial_tasks_follow_idle_nodes),
         cmocka_unit_test(window_budget_per_node),
         cmocka_unit_test(thread_names_and_policies),
+        cmocka_unit_test(real_time_policy_kept),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
