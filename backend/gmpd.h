@@ -232,6 +232,9 @@ void gmpd_sched_submit(gmpd_shard *s);
  * t->ttsa_id), else in proportion to node speed.  Sets t->node (0 when no
  * node serves it). */
 void gmpd_sched_place(gmpd_task *t, uint64_t len);
+/* A task of len bytes (declared at OPEN) came in: a small one makes
+ * busy nodes yield more often for a while (sched.c, "small jobs"). */
+void gmpd_sched_note_open(uint64_t len);
 /* Periodic TTSA work (band check, ScaleDown); main loop timer. */
 void gmpd_sched_tick(void);
 /* Milliseconds between ticks. */

@@ -356,6 +356,7 @@ int gmpd_task_open(gmpd_session *s, const gmpc_hdr *h, const gmpc_open *o,
     if (!t)
         return rc;
     t->placed_len = o->total_len ? o->total_len : GMP_SHARD_DEFAULT;
+    gmpd_sched_note_open(o->total_len);
     /* The client's deadline (relative to arrival), else its tenant's
      * default from the configuration; 0 = none (R8). */
     t->deadline_ms = h->deadline_ms ? h->deadline_ms
