@@ -355,10 +355,10 @@ static void compute(gmpd_shard *s, uint32_t node)
  * (net.c) waits for a computing node's time slice to end: 3-4 ms on this
  * kernel, so small jobs beside bulk work on every core saw p99 ~8 ms.
  * While small jobs come in (one in the last SMALL_RECENT_NS), a busy node
- * yields every SMALL_YIELD_NS, and the io thread answers them within a
- * quarter of a millisecond or so (docs/performance.md step 15).  Bulk
- * work alone never pays for it: the yields cost the transport ~3 % more
- * CPU (io threads' switches 580 -> 3 200 a second at four SM3 threads). */
+ * yields every SMALL_YIELD_NS, so their frames are read within about that
+ * (p99 ~8 -> ~1.5 ms, docs/performance.md step 15).  Only then: yielding
+ * always cost bulk work ~3 % more transport CPU (the io threads' switches
+ * rose from ~580 to ~3 200 a second at four SM3 threads). */
 #define SMALL_JOB_MAX (64u * 1024u)
 #define SMALL_RECENT_NS 100000000u
 #define SMALL_YIELD_NS 250000u
