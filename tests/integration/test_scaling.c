@@ -350,13 +350,22 @@ static void thread_names_and_policies(void **state)
     stop_and_clean(d);
 }
 
+/* The test process back on the default policy, also when a check of
+ * real_time_policy_kept failed while it was real-time. */
+static int default_policy(void **state)
+{
+    (void)state;
+    struct sched_param other = {0};
+    return sched_setscheduler(0, SCHED_OTHER, &other);
+}
+
 /* An operator who runs gmpoold under a real-time policy (chrt -f) keeps it
  * for the io threads: a SCHED_BATCH io thread beside real-time nodes would
  * not run while they compute.  Work still goes through. */
 static void real_time_policy_kept(void **state)
 {
     (void)state;
-    struct sched_param rt = {.sched_priority = 1}, other = {0};
+    struct sched_param rt = {.sched_priority = 1};
     if (sched_setscheduler(0, SCHED_FIFO, &rt) != 0) {
         const char *ci = getenv("CI");
         fprintf(stderr, "SCHED_FIFO refused here: %m\n");
@@ -365,7 +374,7 @@ static void real_time_policy_kept(void **state)
     }
     /* the daemon inherits the policy across fork and exec */
     gmpt_daemon *d = start_with("[server]\nio_threads = 2\n", "1");
-    assert_int_equal(sched_setscheduler(0, SCHED_OTHER, &other), 0);
+    assert_int_equal(default_policy(NULL), 0);
     assert_int_equal(threads_with_policy(d, "gmpd-io", SCHED_FIFO), 2);
     assert_int_equal(threads_with_policy(d, "gmpd-node", SCHED_FIFO), 1);
     gmp_options o = gmpt_options(d);
@@ -389,7 +398,7 @@ int main(void)
         cmocka_unit_test(serial_tasks_follow_idle_nodes),
         cmocka_unit_test(window_budget_per_node),
         cmocka_unit_test(thread_names_and_policies),
-        cmocka_unit_test(real_time_policy_kept),
+        cmocka_unit_test_teardown(real_time_policy_kept, default_policy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
